@@ -1,0 +1,228 @@
+"""The command line: ``python -m course_utils ...`` (also installed as ``image-rag``).
+
+Every user error is one line on stderr and exit code 2; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import CourseError
+
+
+def _add_index_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", help="an index file from `index` (default: the cached default catalog)")
+    parser.add_argument("-k", type=int, default=3, help="how many products to retrieve (default 3)")
+    parser.add_argument("--model", help="CLIP model for the default index (hub name or folder)")
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument(
+        "--plan",
+        choices=("hybrid", "none"),
+        default="hybrid",
+        help="hybrid: CLIP plus price/category rules (default); none: plain CLIP top-k",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils",
+        description="Image RAG course: render the catalog, index it with CLIP, search and ask.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("catalog", help="render the catalog images and write catalog.json beside them")
+    p.add_argument("--catalog", help="a catalog.json to render (default: the course's 8 products)")
+    p.add_argument("--out", default="catalog", help="output folder (default: ./catalog)")
+
+    p = sub.add_parser("index", help="embed a folder of catalog images into an index file")
+    p.add_argument("images", nargs="?", help="folder with the images and catalog.json (default: render the catalog)")
+    p.add_argument("--catalog", help="catalog.json describing the images (default: IMAGES/catalog.json)")
+    p.add_argument("--out", default="index.npz", help="index file to write (default: index.npz)")
+    p.add_argument("--model", help="CLIP model: hub name or folder (default: COURSE_CLIP_MODEL or ViT-B/32)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default: per device)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("search", help="find the catalog images that match a text query")
+    p.add_argument("query")
+    _add_index_args(p)
+
+    p = sub.add_parser("ask", help="answer a question from the retrieved images (Image RAG)")
+    p.add_argument("question")
+    p.add_argument("--no-rag", action="store_true", help="ask the LLM without any catalog context")
+    _add_index_args(p)
+
+    p = sub.add_parser("eval", help="measure retrieval quality on labelled queries")
+    p.add_argument("--queries", required=True, help='JSONL file: {"query": ..., "relevant": [...]} per line')
+    p.add_argument("--catalog", help="catalog.json (default: the course's 8 products)")
+    p.add_argument("--model", help="CLIP model: hub name or folder")
+    p.add_argument("--device", help="cpu, cuda or mps")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("train-mini-clip", help="train the small offline CLIP from scratch")
+    p.add_argument("--out", required=True, help="folder for the trained model")
+    p.add_argument("--steps", type=int, help="training steps (default: what made the shipped weights)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda or mps")
+    return parser
+
+
+def _load_index(args: argparse.Namespace):
+    from .embeddings import load_clip
+    from .index import ImageIndex
+    from .workspace import catalog_index
+
+    if args.index:
+        index = ImageIndex.load(args.index)
+        model = args.model or _model_source_for(index.model_id)
+        embedder = load_clip(model, device=args.device)
+        index.check_model(embedder.model_id)
+        return index, embedder
+    embedder = load_clip(args.model, device=args.device)
+    return catalog_index(embedder), embedder
+
+
+def _model_source_for(model_id: str) -> str | None:
+    """The model that made an index: the bundled mini-CLIP is found by name, hub models by id."""
+    from .embeddings import BUNDLED_MODEL_DIR, BUNDLED_MODEL_NAME
+
+    name = model_id.split("@")[0]
+    if name == BUNDLED_MODEL_NAME:
+        return str(BUNDLED_MODEL_DIR)
+    return None if "@" in model_id else model_id
+
+
+def _hits_table(hits) -> str:
+    rows = [f"{'rank':>4}  {'product':<18} {'similarity':>10}  {'price':>8}  image"]
+    for h in hits:
+        weak = "  (weak)" if h.weak else ""
+        rows.append(
+            f"{h.rank:>4}  {h.product.name[:18]:<18} {h.similarity:>10.3f}  ${h.product.price:>7.2f}  "
+            f"{Path(h.path).name}{weak}"
+        )
+    return "\n".join(rows)
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from .catalog import default_catalog, load_catalog, render_catalog
+
+    products = load_catalog(args.catalog) if args.catalog else default_catalog()
+    paths = render_catalog(products, args.out)
+    print(f"Rendered {len(paths)} products to {args.out}/ (catalog.json beside them).")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .catalog import default_catalog, load_catalog
+    from .embeddings import load_clip
+    from .index import ImageIndex
+    from .workspace import catalog_images
+
+    if args.images:
+        folder = Path(args.images)
+        if not folder.is_dir():
+            raise CourseError(f"{folder} is not a folder of images.")
+        products = load_catalog(args.catalog or folder / "catalog.json")
+        paths = [folder / f"{p.slug}.png" for p in products]
+        missing = [str(p.name) for p in paths if not p.is_file()]
+        if missing:
+            raise CourseError(f"{folder}: missing images for the catalog: {', '.join(missing)}.")
+    else:
+        products = load_catalog(args.catalog) if args.catalog else default_catalog()
+        paths = catalog_images(products)
+    embedder = load_clip(args.model, device=args.device)
+    index = ImageIndex.build(products, paths, embedder, batch_size=args.batch_size)
+    out = index.save(args.out)
+    if args.json:
+        print(json.dumps({"indexed": len(index), "skipped": index.skipped, "index": str(out), "model": index.model_id}))
+    else:
+        print(f"Indexed {len(index)} images with {index.model_id} into {out}.")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .retrieval import retrieve
+
+    index, embedder = _load_index(args)
+    found = retrieve(args.query, index, embedder, k=args.k, plan=args.plan)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "query": found.query,
+                    "model": index.model_id,
+                    "plan": found.plan_dict(),
+                    "match": found.match,
+                    "results": [h.to_dict() for h in found],
+                }
+            )
+        )
+        return 0
+    print(f"Query: {found.query}   (model {index.model_id}, plan {found.plan})")
+    print(_hits_table(found))
+    if not found.match:
+        print("No product stands out for this query: the catalog may not have it.")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .cascade import get_cascade
+    from .rag import ImageRAG
+
+    index, embedder = _load_index(args)
+    rag = ImageRAG(index, embedder, get_cascade(verbose=False), plan=args.plan)
+    result = rag.answer_without_rag(args.question) if args.no_rag else rag.answer(args.question, k=args.k)
+    if args.json:
+        print(json.dumps({"query": result.question, "model": index.model_id, **result.to_dict()}))
+        return 0
+    if result.used_rag:
+        print(f"Question: {result.question}   (model {index.model_id}, plan {result.plan})")
+        print(_hits_table(result.hits))
+        print()
+    print(f"Answer ({result.provider}, {result.model}{'' if result.used_rag else ', no RAG'}):")
+    print(result.answer)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import format_report, run_eval
+
+    report = run_eval(args.queries, catalog_path=args.catalog, model=args.model, device=args.device)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .mini_clip.train import train_mini_clip
+
+    kwargs = {"steps": args.steps} if args.steps else {}
+    result = train_mini_clip(args.out, seed=args.seed, device=args.device, **kwargs)
+    print(f"Trained for {result['elapsed_s']:.0f} s; model saved to {args.out}/.")
+    return 0
+
+
+COMMANDS = {
+    "catalog": cmd_catalog,
+    "index": cmd_index,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "eval": cmd_eval,
+    "train-mini-clip": cmd_train,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,8 @@
+"""The one exception type the course raises for user errors."""
+
+
+class CourseError(Exception):
+    """A problem the user can fix: the message says what went wrong and what to do.
+
+    The command line prints it as one line and exits with code 2; tracebacks are for bugs.
+    """

@@ -1,0 +1,140 @@
+"""The image index: normalised embeddings, what they belong to, and the model that made them.
+
+Search is one matrix product plus a top-k. Introduced in 03_image_retrieval.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import Product, product_from_dict, write_atomic
+from .embeddings import l2_normalize
+from .errors import CourseError
+
+INDEX_FORMAT = 1
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, best first.
+
+    ``argpartition`` finds the k best in linear time; only those k are then sorted.
+    """
+    if k <= 0:
+        raise CourseError(f"k must be at least 1, got {k}.")
+    n = scores.shape[0]
+    if k >= n:
+        return np.argsort(-scores, kind="stable")
+    best = np.argpartition(-scores, k - 1)[:k]
+    return best[np.argsort(-scores[best], kind="stable")]
+
+
+@dataclass
+class ImageIndex:
+    """Image embeddings (rows, L2-normalised float32) with their products and image paths.
+
+    Introduced in 03_image_retrieval.
+    """
+
+    embeddings: np.ndarray
+    products: list[Product]
+    paths: list[str]
+    model_id: str
+    skipped: list[dict] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.embeddings = np.ascontiguousarray(self.embeddings, dtype=np.float32)
+        if self.embeddings.ndim != 2 or not (len(self.products) == len(self.paths) == len(self.embeddings)):
+            raise ValueError("embeddings, products and paths must have one row/entry per image")
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def __repr__(self) -> str:
+        return f"ImageIndex({len(self)} images, dim={self.dim}, model_id={self.model_id!r})"
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @classmethod
+    def build(
+        cls,
+        products: Sequence[Product],
+        paths: Sequence[str | os.PathLike],
+        embedder,
+        batch_size: int | None = None,
+    ) -> ImageIndex:
+        """Embed every image with ``embedder`` (a :class:`~course_utils.embeddings.CLIPEmbedder`)."""
+        vectors = embedder.embed_images(list(paths), batch_size=batch_size)
+        return cls(vectors, list(products), [str(p) for p in paths], embedder.model_id)
+
+    def check_model(self, model_id: str) -> None:
+        """Refuse query vectors from another model: their numbers mean nothing in this space."""
+        if model_id != self.model_id:
+            raise CourseError(
+                f"This index was built with model {self.model_id!r} but the query uses {model_id!r}. "
+                "Rebuild the index with the query's model (or load that model)."
+            )
+
+    def similarities(self, query_vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of one query to every image: one matrix-vector product."""
+        query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dim:
+            raise CourseError(f"Query vector has {query.shape[0]} numbers but the index stores {self.dim}.")
+        return self.embeddings @ l2_normalize(query)
+
+    def search(self, query_vector: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+        """The ``k`` most similar images as ``(row, similarity)`` pairs, best first.
+
+        ``k`` larger than the index returns every image; ``k <= 0`` is an error.
+        """
+        scores = self.similarities(query_vector)
+        return [(int(i), float(scores[i])) for i in top_k(scores, k)]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one ``.npz`` holding the embeddings and a JSON manifest, atomically."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        manifest = {
+            "format": INDEX_FORMAT,
+            "model_id": self.model_id,
+            "products": [p.to_dict() for p in self.products],
+            "paths": self.paths,
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, embeddings=self.embeddings, manifest=np.array(json.dumps(manifest)))
+        write_atomic(path, buffer.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ImageIndex:
+        """Load an index written by :meth:`save`; a missing or damaged file is a clear error."""
+        path = Path(path)
+        if not path.exists() and path.with_suffix(".npz").exists():
+            path = path.with_suffix(".npz")
+        if not path.is_file():
+            raise CourseError(f"Index file not found: {path}. Build one with `python -m course_utils index`.")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                embeddings = data["embeddings"]
+                manifest = json.loads(str(data["manifest"]))
+            products = [product_from_dict(p, i) for i, p in enumerate(manifest["products"])]
+            return cls(embeddings, products, list(manifest["paths"]), str(manifest["model_id"]))
+        except CourseError as exc:
+            raise CourseError(f"{path} is not a valid index: {exc}") from None
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise CourseError(
+                f"{path} is not a valid index file ({type(exc).__name__}); rebuild it with "
+                "`python -m course_utils index`."
+            ) from None

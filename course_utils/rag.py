@@ -1,0 +1,137 @@
+"""The Image-RAG pipeline: retrieve product images, then let a multimodal LLM answer from them.
+
+Introduced in 05_image_rag_pipeline.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .index import ImageIndex
+from .llm import OfflineAnswerer
+from .prompts import (
+    SYSTEM_PROMPT,
+    SYSTEM_PROMPT_NO_CONTEXT,
+    build_context,
+    build_plain_prompt,
+    build_rag_prompt,
+    context_entry,
+)
+from .retrieval import Hit, Retrieval, check_query, retrieve
+
+
+def build_metadata_context(hits: Sequence[Hit]) -> str:
+    """The ranked product lines, fenced as data, that go into the prompt.
+
+    Introduced in 04_multimodal_generation.
+    """
+    return build_context(context_entry(h.rank, h.product, h.similarity) for h in hits)
+
+
+@dataclass(frozen=True)
+class RAGResult:
+    """One answer with everything needed to judge it: the hits, the prompt, who answered."""
+
+    question: str
+    answer: str
+    provider: str
+    model: str
+    prompt: str
+    used_rag: bool
+    hits: tuple[Hit, ...] = ()
+    plan: str = "none"
+    match: bool = True
+    attempts: tuple = field(default=(), repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "provider": self.provider,
+            "llm_model": self.model,
+            "used_rag": self.used_rag,
+            "plan": self.plan,
+            "match": self.match,
+            "results": [h.to_dict() for h in self.hits],
+        }
+
+
+def _accepts(method: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
+class ImageRAG:
+    """Retrieve with an :class:`ImageIndex` and a CLIP embedder, answer with any LLM object.
+
+    ``llm`` needs ``generate(prompt, system_prompt=None)`` and
+    ``generate_multimodal(prompt, images, system_prompt=None)``; the course's cascade and an
+    ``llm_cascade`` cascade both fit. Without one, the offline answerer is used.
+    Introduced in 05_image_rag_pipeline.
+    """
+
+    def __init__(self, index: ImageIndex, embedder: Any, llm: Any = None, plan: str = "hybrid") -> None:
+        self.index = index
+        self.embedder = embedder
+        self.llm = llm if llm is not None else OfflineAnswerer()
+        self.plan = plan
+
+    def __repr__(self) -> str:
+        return f"ImageRAG({self.index!r}, llm={type(self.llm).__name__})"
+
+    def retrieve(self, question: str, k: int = 3, plan: str | None = None) -> Retrieval:
+        return retrieve(question, self.index, self.embedder, k=k, plan=plan or self.plan)
+
+    def answer(self, question: str, k: int = 3, plan: str | None = None) -> RAGResult:
+        """Retrieve the top-k products and ask the LLM with their images and metadata."""
+        found = self.retrieve(question, k=k, plan=plan)
+        prompt = build_rag_prompt(found.query, build_metadata_context(found.hits), len(found.hits))
+        if not found.match:
+            prompt += (
+                "\n\nNote: none of these products stands out as a match for the question; "
+                "the catalog may not have what was asked for."
+            )
+        response = self.llm.generate_multimodal(prompt, [h.path for h in found.hits], system_prompt=SYSTEM_PROMPT)
+        return RAGResult(
+            question=found.query,
+            answer=response.text,
+            provider=response.provider,
+            model=response.model,
+            prompt=prompt,
+            used_rag=True,
+            hits=found.hits,
+            plan=found.plan,
+            match=found.match,
+            attempts=tuple(getattr(response, "attempts", ()) or ()),
+        )
+
+    def answer_without_rag(self, question: str, provider: str | None = None) -> RAGResult:
+        """Ask the same LLM the bare question, with no catalog context and no images.
+
+        Pass ``provider`` (e.g. ``result.provider`` of a RAG answer) to pin the cascade to the
+        provider that answered with RAG, so the comparison is one model against itself.
+        """
+        question = check_query(question)
+        prompt = build_plain_prompt(question)
+        kwargs = {"provider": provider} if provider and _accepts(self.llm.generate, "provider") else {}
+        response = self.llm.generate(prompt, system_prompt=SYSTEM_PROMPT_NO_CONTEXT, **kwargs)
+        return RAGResult(
+            question=question,
+            answer=response.text,
+            provider=response.provider,
+            model=response.model,
+            prompt=prompt,
+            used_rag=False,
+            attempts=tuple(getattr(response, "attempts", ()) or ()),
+        )
+
+    def compare(self, question: str, k: int = 3) -> tuple[RAGResult, RAGResult]:
+        """The same question with and without retrieval, answered by the same provider."""
+        with_rag = self.answer(question, k=k)
+        return with_rag, self.answer_without_rag(question, provider=with_rag.provider)

@@ -1,0 +1,151 @@
+"""Retrieval: a question in, ranked catalog hits out.
+
+Two plans. ``none`` is plain CLIP top-k: embed the question, rank every image. ``hybrid`` adds
+the rules of :mod:`course_utils.query`: price limits, cheapest / most expensive and category
+words are applied to the catalog's metadata, because a picture cannot tell a price.
+Introduced in 03_image_retrieval (plain) and 08_evaluating_image_rag (hybrid).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .catalog import Product
+from .errors import CourseError
+from .index import ImageIndex, top_k
+from .query import QueryIntent, parse_question
+
+PLANS = ("hybrid", "none")
+MAX_QUERY_CHARS = 1000
+#: A hit "stands out" when its similarity is this many standard deviations above the catalog's
+#: mean. Relative, because CLIP similarities have no absolute scale (0.25 can be a good match).
+STAND_OUT_Z = 1.0
+#: The best hit must stand out at least this much for the catalog to "have" what was asked.
+MATCH_Z = float(os.environ.get("COURSE_MATCH_Z", 1.6))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved product. ``weak`` marks a hit that does not stand out from the catalog.
+
+    Introduced in 03_image_retrieval.
+    """
+
+    rank: int
+    product: Product
+    path: str
+    similarity: float
+    weak: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "rank": self.rank,
+            "name": self.product.name,
+            "similarity": round(self.similarity, 4),
+            "weak": self.weak,
+            "path": self.path,
+            "product": self.product.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The hits for one query (iterable like a list) and how they were found."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    plan: str
+    match: bool
+    intent: QueryIntent = field(repr=False, default_factory=QueryIntent)
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i: int) -> Hit:
+        return self.hits[i]
+
+    @property
+    def products(self) -> list[Product]:
+        return [h.product for h in self.hits]
+
+    def plan_dict(self) -> dict:
+        return {"name": self.plan, "understood": self.intent.describe()}
+
+
+def check_query(query: str) -> str:
+    """Refuse an empty query before any model runs; shorten an absurdly long one."""
+    if not isinstance(query, str) or not query.strip():
+        raise CourseError("The query is empty: type what you are looking for, e.g. 'red circle'.")
+    query = " ".join(query.split())
+    return query[:MAX_QUERY_CHARS]
+
+
+def z_scores(scores: np.ndarray) -> np.ndarray:
+    """How far each similarity stands above the others, in standard deviations."""
+    spread = float(scores.std())
+    return np.zeros_like(scores) if spread < 1e-9 else (scores - scores.mean()) / spread
+
+
+def retrieve(
+    query: str,
+    index: ImageIndex,
+    embedder,
+    k: int = 3,
+    plan: str = "hybrid",
+) -> Retrieval:
+    """Find the ``k`` catalog images that best answer ``query``.
+
+    Introduced in 03_image_retrieval.
+    """
+    if plan not in PLANS:
+        raise CourseError(f"Unknown retrieval plan {plan!r}; use one of {', '.join(PLANS)}.")
+    if k <= 0:
+        raise CourseError(f"k must be at least 1, got {k}.")
+    query = check_query(query)
+    index.check_model(embedder.model_id)
+    scores = index.similarities(embedder.embed_texts([query])[0])
+    z = z_scores(scores)
+    match = len(index) == 1 or float(z.max()) >= MATCH_Z
+    intent = parse_question(query, sorted({p.category for p in index.products}))
+    if plan == "none" or not (intent.has_price or intent.categories):
+        rows = list(top_k(scores, k))
+        used = "none" if plan == "none" else "visual"
+    else:
+        rows, used = _plan_rows(index.products, scores, z, intent, k)
+        # a price or category question is answerable whenever its filters leave products
+        match = bool(rows) and (match or not intent.has_attributes)
+    hits = tuple(
+        Hit(rank, index.products[i], index.paths[i], float(scores[i]), weak=bool(z[i] < STAND_OUT_Z))
+        for rank, i in enumerate(rows, start=1)
+    )
+    return Retrieval(query, hits, used, match, intent)
+
+
+def _plan_rows(
+    products: list[Product], scores: np.ndarray, z: np.ndarray, intent: QueryIntent, k: int
+) -> tuple[list[int], str]:
+    """Rows for a question with price or category rules: candidates, filters, then order."""
+    rows = list(range(len(products)))
+    if intent.colors or intent.shapes or intent.patterns:
+        # the visual words choose the candidates: the images that stand out for the query
+        rows = [i for i in rows if z[i] >= STAND_OUT_Z] or list(top_k(scores, 1))
+        used = "hybrid: visual candidates + metadata"
+    else:
+        used = "hybrid: whole catalog + metadata"
+    rows = [i for i in rows if intent.matches(_metadata(products[i]), visual=False)]
+    if intent.sort:
+        rows.sort(key=lambda i: products[i].price, reverse=intent.sort == "desc")
+    else:
+        rows.sort(key=lambda i: -scores[i])
+    return rows[:k], used
+
+
+def _metadata(product: Product) -> dict:
+    return {"category": product.category, "price": product.price}

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+
+from course_utils.cli import main
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, tiny_clip_dir):
+    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_json_shape(cli_env, capsys):
+    code, out, err = run(capsys, "search", "red circle", "-k", "3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert {"query", "model", "results"} <= set(data) and data["query"] == "red circle"
+    assert [r["rank"] for r in data["results"]] == [1, 2, 3]
+    first = data["results"][0]
+    assert {"rank", "name", "similarity", "path", "product"} <= set(first)
+    assert set(first["product"]) >= {"name", "shape", "color", "color_name", "pattern", "price", "category"}
+    sims = [r["similarity"] for r in data["results"]]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_ask_json_shape_and_cache_reuse(cli_env, capsys):
+    code, out, _ = run(capsys, "ask", "What red products do you have?", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert {"question", "answer", "provider", "llm_model", "used_rag", "results", "model", "query"} <= set(data)
+    assert data["used_rag"] is True and data["provider"] == "offline" and len(data["results"]) == 3
+    cached = sorted(p.name for p in (cli_env / "cache").rglob("*.npz"))
+    assert len(cached) == 1
+    mtime = next((cli_env / "cache").rglob("*.npz")).stat().st_mtime_ns
+    assert run(capsys, "ask", "blue?", "--json")[0] == 0
+    assert next((cli_env / "cache").rglob("*.npz")).stat().st_mtime_ns == mtime  # reused, not rebuilt
+
+
+def test_ask_without_rag(cli_env, capsys):
+    code, out, _ = run(capsys, "ask", "What red products do you have?", "--no-rag", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["used_rag"] is False and data["results"] == []
+    assert "no catalog knowledge" in data["answer"]
+
+
+def test_human_output_is_a_table_and_an_answer(cli_env, capsys):
+    code, out, _ = run(capsys, "ask", "What red products do you have?")
+    assert code == 0
+    assert "rank" in out and "similarity" in out and "Answer (offline" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "   "], "empty"),
+        (["search", "red", "-k", "0"], "k must be at least 1"),
+        (["search", "red", "--index", "does-not-exist.npz"], "not found"),
+        (["index", "no-such-folder"], "not a folder"),
+        (["catalog", "--catalog", "missing.json"], "not found"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(cli_env, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_catalog_then_index_then_search(cli_env, capsys, tmp_path):
+    assert run(capsys, "catalog", "--out", str(tmp_path / "cat"))[0] == 0
+    assert (tmp_path / "cat" / "catalog.json").is_file() and len(list((tmp_path / "cat").glob("*.png"))) == 8
+    code, out, _ = run(capsys, "index", str(tmp_path / "cat"), "--out", str(tmp_path / "idx.npz"), "--json")
+    assert code == 0 and json.loads(out)["indexed"] == 8
+    code, out, _ = run(capsys, "search", "green triangle", "--index", str(tmp_path / "idx.npz"), "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 3
+
+
+def test_index_from_another_model_is_refused(cli_env, capsys, tmp_path, tiny_clip_dir):
+    import numpy as np
+
+    from course_utils.catalog import default_catalog
+    from course_utils.index import ImageIndex
+
+    products = default_catalog()
+    ImageIndex(np.eye(8, 16, dtype=np.float32), products, [f"{p.slug}.png" for p in products], "other-model").save(
+        tmp_path / "other.npz"
+    )
+    code, _, err = run(capsys, "search", "red", "--index", str(tmp_path / "other.npz"), "--model", str(tiny_clip_dir))
+    assert code == 2 and "built with model 'other-model'" in err

@@ -1,0 +1,57 @@
+import pytest
+
+from course_utils.catalog import default_catalog
+from course_utils.llm import OFFLINE_LABEL, OfflineAnswerer, answer_offline
+from course_utils.prompts import build_context, build_plain_prompt, build_rag_prompt, context_entry, parse_context
+
+CATALOG = {p.name: p for p in default_catalog()}
+
+
+def prompt_for(question, names):
+    context = build_context(context_entry(i, CATALOG[n], 0.3) for i, n in enumerate(names, 1))
+    return build_rag_prompt(question, context, len(names))
+
+
+def test_context_round_trip():
+    entries = parse_context(prompt_for("q", ["Widget A", "Tool M"]))
+    assert [e["name"] for e in entries] == ["Widget A", "Tool M"]
+    assert entries[1]["price"] == 34.99 and entries[0]["color_name"] == "red"
+
+
+@pytest.mark.parametrize(
+    "question, names, expect, absent",
+    [
+        ("What red products do you have?", ["Widget A", "Gadget Z", "Tool N"], ["Widget A"], ["Gadget Z", "Tool N"]),
+        ("Show me the cheapest circular product.", ["Widget A", "Gadget Y", "Widget C"], ["Widget C"], ["Gadget Y"]),
+        (
+            "Which products have a striped pattern?",
+            ["Widget B", "Tool N", "Widget A"],
+            ["Widget B", "Tool N"],
+            ["Widget A"],
+        ),
+        ("What is the most expensive product?", ["Tool M", "Gadget Z", "Widget B"], ["Tool M", "$34.99"], ["Gadget Z"]),
+        ("Any products under $15?", ["Widget A", "Widget B", "Gadget X"], ["Widget A", "Gadget X"], ["Widget B"]),
+        ("Which gadgets do you have?", ["Gadget X", "Widget A", "Gadget Y"], ["Gadget X", "Gadget Y"], ["Widget A"]),
+    ],
+)
+def test_answers_from_the_retrieved_products(question, names, expect, absent):
+    answer = answer_offline(prompt_for(question, names))
+    assert answer.startswith(OFFLINE_LABEL)
+    for word in expect:
+        assert word in answer
+    for word in absent:
+        assert word not in answer
+
+
+def test_says_plainly_when_nothing_matches_and_names_only_retrieved():
+    answer = answer_offline(prompt_for("Do you have a black hexagon?", ["Tool M", "Gadget X", "Widget A"]))
+    assert "None of the 3 retrieved products matches" in answer
+    others = set(CATALOG) - {"Tool M", "Gadget X", "Widget A"}
+    assert not any(name in answer for name in others)
+
+
+def test_without_rag_it_has_no_catalog_knowledge():
+    response = OfflineAnswerer().generate(build_plain_prompt("What red products do you have?"))
+    assert "no catalog knowledge" in response.text
+    assert (response.provider, response.model) == ("offline", "rule-based")
+    assert not any(name in response.text for name in CATALOG)

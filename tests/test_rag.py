@@ -1,0 +1,92 @@
+import pytest
+
+from course_utils.errors import CourseError
+from course_utils.llm import LLMResponse
+from course_utils.prompts import CONTEXT_CLOSE, CONTEXT_OPEN, SYSTEM_PROMPT
+from course_utils.rag import ImageRAG, build_metadata_context
+
+
+class RecordingLLM:
+    """A duck-typed LLM, like an llm_cascade cascade: records what it is sent."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompt, system_prompt=None, provider=None):
+        self.calls.append(("text", prompt, None, system_prompt, provider))
+        return LLMResponse("blind answer", provider or "Fake", "fake-1")
+
+    def generate_multimodal(self, prompt, images, system_prompt=None):
+        self.calls.append(("multimodal", prompt, list(images), system_prompt, None))
+        return LLMResponse("grounded answer", "Fake", "fake-1")
+
+
+class MinimalLLM:
+    """Only the two required methods, without a provider argument."""
+
+    def generate(self, prompt, system_prompt=None):
+        return LLMResponse("ok", "Minimal", "m")
+
+    def generate_multimodal(self, prompt, images, system_prompt=None):
+        return LLMResponse("ok", "Minimal", "m")
+
+
+def test_prompt_holds_every_hit_in_rank_order_and_images_are_the_hits(tiny_index, tiny_embedder):
+    llm = RecordingLLM()
+    result = ImageRAG(tiny_index, tiny_embedder, llm).answer("What red products do you have?", k=4)
+    kind, prompt, images, system, _ = llm.calls[0]
+    assert kind == "multimodal" and system == SYSTEM_PROMPT
+    assert images == [h.path for h in result.hits] and len(images) == 4
+    positions = [prompt.index(f"[{h.rank}] name: {h.product.name} |") for h in result.hits]
+    assert positions == sorted(positions)
+    inside = prompt[prompt.index(CONTEXT_OPEN) : prompt.index(CONTEXT_CLOSE)]
+    for hit in result.hits:
+        assert f"price: ${hit.product.price:.2f}" in inside and hit.product.color_name in inside
+    assert prompt.rstrip().endswith("Question: What red products do you have?")
+    assert (result.answer, result.provider, result.model, result.used_rag) == (
+        "grounded answer",
+        "Fake",
+        "fake-1",
+        True,
+    )
+
+
+def test_without_rag_sends_no_context_and_pins_the_provider(tiny_index, tiny_embedder):
+    llm = RecordingLLM()
+    rag = ImageRAG(tiny_index, tiny_embedder, llm)
+    with_rag, without = rag.compare("Which products are striped?")
+    kind, prompt, images, _, provider = llm.calls[-1]
+    assert kind == "text" and images is None and CONTEXT_OPEN not in prompt
+    assert provider == with_rag.provider == "Fake"
+    assert without.used_rag is False and without.hits == ()
+
+
+def test_an_llm_without_provider_argument_still_works(tiny_index, tiny_embedder):
+    rag = ImageRAG(tiny_index, tiny_embedder, MinimalLLM())
+    assert rag.answer_without_rag("anything", provider="Minimal").answer == "ok"
+
+
+def test_default_llm_is_the_offline_answerer(tiny_index, tiny_embedder):
+    result = ImageRAG(tiny_index, tiny_embedder).answer("red", k=2)
+    assert result.provider == "offline"
+    retrieved = {h.product.name for h in result.hits}
+    mentioned = {p.name for p in tiny_index.products if p.name in result.answer}
+    assert mentioned <= retrieved
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t"])
+def test_empty_question_never_reaches_the_model(tiny_index, tiny_embedder, question):
+    llm = RecordingLLM()
+    rag = ImageRAG(tiny_index, tiny_embedder, llm)
+    with pytest.raises(CourseError, match="empty"):
+        rag.answer(question)
+    with pytest.raises(CourseError, match="empty"):
+        rag.answer_without_rag(question)
+    assert llm.calls == []
+
+
+def test_metadata_context_is_fenced(tiny_index, tiny_embedder):
+    hits = ImageRAG(tiny_index, tiny_embedder).retrieve("blue", k=2).hits
+    context = build_metadata_context(hits)
+    assert context.startswith(CONTEXT_OPEN) and context.endswith(CONTEXT_CLOSE)
+    assert context.count("\n[") == 2
