@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 from PIL import Image, ImageOps
 
 from .errors import CourseError
 
-ImageLike = Union[str, os.PathLike, Image.Image]
+ImageLike = str | os.PathLike | Image.Image
 
 #: Pillow's decompression-bomb guard, made an error: a 100-megapixel photo is already unusual.
 MAX_PIXELS = 100_000_000
