@@ -91,6 +91,21 @@ class ImageIndex:
             raise CourseError(f"Query vector has {query.shape[0]} numbers but the index stores {self.dim}.")
         return self.embeddings @ l2_normalize(query)
 
+    def rows_where(
+        self,
+        categories: frozenset[str] | None = None,
+        min_price: float | None = None,
+        max_price: float | None = None,
+    ) -> list[int]:
+        """Rows whose metadata passes the filters (a database backend runs these as a query)."""
+        return [
+            i
+            for i, p in enumerate(self.products)
+            if (not categories or p.category in categories)
+            and (min_price is None or p.price >= min_price)
+            and (max_price is None or p.price <= max_price)
+        ]
+
     def search(self, query_vector: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
         """The ``k`` most similar images as ``(row, similarity)`` pairs, best first.
 

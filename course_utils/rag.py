@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .grounding import GroundingReport, check_grounding
 from .index import ImageIndex
 from .llm import OfflineAnswerer
 from .prompts import (
@@ -44,6 +45,7 @@ class RAGResult:
     hits: tuple[Hit, ...] = ()
     plan: str = "none"
     match: bool = True
+    grounding: GroundingReport | None = None
     attempts: tuple = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
@@ -56,6 +58,7 @@ class RAGResult:
             "plan": self.plan,
             "match": self.match,
             "results": [h.to_dict() for h in self.hits],
+            "grounding": self.grounding.to_dict() if self.grounding else None,
         }
 
 
@@ -108,6 +111,7 @@ class ImageRAG:
             hits=found.hits,
             plan=found.plan,
             match=found.match,
+            grounding=check_grounding(response.text, found.hits, self.index.products),
             attempts=tuple(getattr(response, "attempts", ()) or ()),
         )
 
@@ -128,6 +132,7 @@ class ImageRAG:
             model=response.model,
             prompt=prompt,
             used_rag=False,
+            grounding=check_grounding(response.text, (), self.index.products),
             attempts=tuple(getattr(response, "attempts", ()) or ()),
         )
 

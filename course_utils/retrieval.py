@@ -118,7 +118,7 @@ def retrieve(
         rows = list(top_k(scores, k))
         used = "none" if plan == "none" else "visual"
     else:
-        rows, used = _plan_rows(index.products, scores, z, intent, k)
+        rows, used = _plan_rows(index, scores, z, intent, k)
         # a price or category question is answerable whenever its filters leave products
         match = bool(rows) and (match or not intent.has_attributes)
     hits = tuple(
@@ -129,23 +129,20 @@ def retrieve(
 
 
 def _plan_rows(
-    products: list[Product], scores: np.ndarray, z: np.ndarray, intent: QueryIntent, k: int
+    index: ImageIndex, scores: np.ndarray, z: np.ndarray, intent: QueryIntent, k: int
 ) -> tuple[list[int], str]:
     """Rows for a question with price or category rules: candidates, filters, then order."""
-    rows = list(range(len(products)))
+    allowed = set(index.rows_where(intent.categories, intent.min_price, intent.max_price))
     if intent.colors or intent.shapes or intent.patterns:
         # the visual words choose the candidates: the images that stand out for the query
-        rows = [i for i in rows if z[i] >= STAND_OUT_Z] or list(top_k(scores, 1))
+        rows = [i for i in range(len(index)) if z[i] >= STAND_OUT_Z] or list(top_k(scores, 1))
         used = "hybrid: visual candidates + metadata"
     else:
+        rows = list(range(len(index)))
         used = "hybrid: whole catalog + metadata"
-    rows = [i for i in rows if intent.matches(_metadata(products[i]), visual=False)]
+    rows = [i for i in rows if i in allowed]
     if intent.sort:
-        rows.sort(key=lambda i: products[i].price, reverse=intent.sort == "desc")
+        rows.sort(key=lambda i: index.products[i].price, reverse=intent.sort == "desc")
     else:
         rows.sort(key=lambda i: -scores[i])
     return rows[:k], used
-
-
-def _metadata(product: Product) -> dict:
-    return {"category": product.category, "price": product.price}

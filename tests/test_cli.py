@@ -38,6 +38,7 @@ def test_ask_json_shape_and_cache_reuse(cli_env, capsys):
     data = json.loads(out)
     assert {"question", "answer", "provider", "llm_model", "used_rag", "results", "model", "query"} <= set(data)
     assert data["used_rag"] is True and data["provider"] == "offline" and len(data["results"]) == 3
+    assert data["grounding"]["ok"] is True and data["grounding"]["unknown_products"] == []
     cached = sorted(p.name for p in (cli_env / "cache").rglob("*.npz"))
     assert len(cached) == 1
     mtime = next((cli_env / "cache").rglob("*.npz")).stat().st_mtime_ns

@@ -90,3 +90,15 @@ def test_metadata_context_is_fenced(tiny_index, tiny_embedder):
     context = build_metadata_context(hits)
     assert context.startswith(CONTEXT_OPEN) and context.endswith(CONTEXT_CLOSE)
     assert context.count("\n[") == 2
+
+
+class InventingLLM(MinimalLLM):
+    def generate(self, prompt, system_prompt=None):
+        return LLMResponse("Try our Widget Pro or Gadget Z.", "Inventor", "i")
+
+
+def test_results_carry_a_grounding_report(tiny_index, tiny_embedder):
+    without = ImageRAG(tiny_index, tiny_embedder, InventingLLM()).answer_without_rag("red?")
+    assert without.grounding.unknown_products == ("Widget Pro",)
+    assert without.grounding.not_retrieved == ("Gadget Z",)
+    assert without.to_dict()["grounding"]["ok"] is False
