@@ -3,6 +3,7 @@
 Each public helper's docstring names the notebook that introduces it.
 """
 
+from .cascade import Cascade, get_cascade, raw_gemini_call
 from .catalog import (
     COLOR_HEX,
     PATTERNS,
@@ -30,6 +31,7 @@ __all__ = [
     "PATTERNS",
     "SHAPES",
     "CLIPEmbedder",
+    "Cascade",
     "CourseError",
     "Hit",
     "ImageIndex",
@@ -45,10 +47,12 @@ __all__ = [
     "catalog_images",
     "catalog_index",
     "default_catalog",
+    "get_cascade",
     "load_catalog",
     "load_clip",
     "parse_question",
     "pick_device",
+    "raw_gemini_call",
     "render_catalog",
     "render_product",
     "retrieve",

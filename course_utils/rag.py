@@ -115,15 +115,16 @@ class ImageRAG:
             attempts=tuple(getattr(response, "attempts", ()) or ()),
         )
 
-    def answer_without_rag(self, question: str, provider: str | None = None) -> RAGResult:
+    def answer_without_rag(self, question: str, provider: str | None = None, model: str | None = None) -> RAGResult:
         """Ask the same LLM the bare question, with no catalog context and no images.
 
-        Pass ``provider`` (e.g. ``result.provider`` of a RAG answer) to pin the cascade to the
-        provider that answered with RAG, so the comparison is one model against itself.
+        Pass ``provider`` and ``model`` (those of a RAG answer) to pin the cascade to what
+        answered with RAG, so the comparison is one model against itself.
         """
         question = check_query(question)
         prompt = build_plain_prompt(question)
-        kwargs = {"provider": provider} if provider and _accepts(self.llm.generate, "provider") else {}
+        pins = {"provider": provider, "model": model}
+        kwargs = {k: v for k, v in pins.items() if v and _accepts(self.llm.generate, k)}
         response = self.llm.generate(prompt, system_prompt=SYSTEM_PROMPT_NO_CONTEXT, **kwargs)
         return RAGResult(
             question=question,
@@ -139,4 +140,4 @@ class ImageRAG:
     def compare(self, question: str, k: int = 3) -> tuple[RAGResult, RAGResult]:
         """The same question with and without retrieval, answered by the same provider."""
         with_rag = self.answer(question, k=k)
-        return with_rag, self.answer_without_rag(question, provider=with_rag.provider)
+        return with_rag, self.answer_without_rag(question, provider=with_rag.provider, model=with_rag.model)

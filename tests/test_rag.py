@@ -12,9 +12,9 @@ class RecordingLLM:
     def __init__(self):
         self.calls = []
 
-    def generate(self, prompt, system_prompt=None, provider=None):
-        self.calls.append(("text", prompt, None, system_prompt, provider))
-        return LLMResponse("blind answer", provider or "Fake", "fake-1")
+    def generate(self, prompt, system_prompt=None, provider=None, model=None):
+        self.calls.append(("text", prompt, None, system_prompt, (provider, model)))
+        return LLMResponse("blind answer", provider or "Fake", model or "fake-text")
 
     def generate_multimodal(self, prompt, images, system_prompt=None):
         self.calls.append(("multimodal", prompt, list(images), system_prompt, None))
@@ -57,7 +57,8 @@ def test_without_rag_sends_no_context_and_pins_the_provider(tiny_index, tiny_emb
     with_rag, without = rag.compare("Which products are striped?")
     kind, prompt, images, _, provider = llm.calls[-1]
     assert kind == "text" and images is None and CONTEXT_OPEN not in prompt
-    assert provider == with_rag.provider == "Fake"
+    assert provider == (with_rag.provider, with_rag.model) == ("Fake", "fake-1")
+    assert (without.provider, without.model) == ("Fake", "fake-1")
     assert without.used_rag is False and without.hits == ()
 
 
