@@ -54,6 +54,27 @@ def r_precision(ranks: Sequence[int]) -> float:
     return sum(1 for rank in ranks if rank <= r) / r
 
 
+def recall_at_k(ranks: Sequence[int], k: int) -> float:
+    """The fraction of the relevant products ranked within the first ``k``.
+
+    Introduced in 08_evaluating_image_rag.
+    """
+    return sum(1 for rank in ranks if rank <= k) / len(ranks) if ranks else 0.0
+
+
+def ndcg_at_k(ranks: Sequence[int], k: int) -> float:
+    """Normalised discounted cumulative gain: relevant products near the top count most.
+
+    Binary relevance; 1.0 when the relevant products fill the first places.
+    Introduced in 08_evaluating_image_rag.
+    """
+    if not ranks:
+        return 0.0
+    gain = sum(1.0 / np.log2(rank + 1) for rank in ranks if rank <= k)
+    ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(ranks), k)))
+    return gain / ideal
+
+
 def rank_products(similarities: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     """Product indices ordered best first; on equal similarity non-relevant products come first.
 
@@ -102,6 +123,90 @@ def load_queries(path: str | os.PathLike) -> list[dict[str, Any]]:
         queries.append({**item, "query": query.strip(), "relevant": [name.strip() for name in relevant]})
     if not queries:
         raise CourseError(f"{path} holds no queries.")
+    return queries
+
+
+# --------------------------------------------------------------------------- labels for free
+
+_SHAPE_PHRASES = {
+    "circle": ("circle", "round"), "square": ("square", "square"), "rectangle": ("rectangle", "rectangular"),
+    "triangle": ("triangle", "triangular"), "diamond": ("diamond", "diamond-shaped"),
+    "hexagon": ("hexagon", "hexagonal"), "star": ("star", "star-shaped"),
+}  # fmt: skip
+_PATTERN_PHRASES = {
+    "solid": ("plain", "solid"), "striped": ("stripes", "striped"),
+    "dotted": ("dots", "dotted"), "checkered": ("checks", "checkered"),
+}  # fmt: skip
+_COLOR_TEMPLATES = (
+    "{c} products", "What {c} products do you have?", "Show me something {c}.",
+    "I need a {c} product. What are my options?",
+)  # fmt: skip
+_SHAPE_TEMPLATES = ("{a} products", "Do you sell anything {a}?", "a {n}", "I am looking for something {a}.")
+_PATTERN_TEMPLATES = ("{a} products", "Which products have {n}?", "Do you sell {a} items?")
+_CATEGORY_TEMPLATES = ("Show me your {g}.",)
+_COMBO_TEMPLATES = ("a {x} {y}", "Do you have a {x} {y}?")
+
+
+def generate_queries(products: Sequence[Product]) -> list[dict[str, Any]]:
+    """Labelled queries made from the catalog itself: the attributes say what is relevant.
+
+    Each query carries ``type`` (color, shape, pattern, category, combination or absent) and its
+    relevant product names; ``absent`` queries ask for a colour, shape or pattern the catalog lacks,
+    or for a colour + shape pair that no product has.
+    Introduced in 08_evaluating_image_rag.
+    """
+    from .catalog import COLOR_HEX, SHAPES
+
+    queries: list[dict[str, Any]] = []
+
+    def add(kind: str, text: str, relevant: Sequence[Product]) -> None:
+        queries.append({"query": text, "relevant": [p.name for p in relevant], "type": kind})
+
+    def having(**attrs: str) -> list[Product]:
+        return [p for p in products if all(getattr(p, k) == v for k, v in attrs.items())]
+
+    for color in sorted({p.color_name for p in products}):
+        for template in _COLOR_TEMPLATES:
+            add("color", template.format(c=color), having(color_name=color))
+    for shape in sorted({p.shape for p in products}):
+        noun, adjective = _SHAPE_PHRASES[shape]
+        for template in _SHAPE_TEMPLATES:
+            add("shape", template.format(a=adjective, n=noun), having(shape=shape))
+    for pattern in sorted({p.pattern for p in products}):
+        noun, adjective = _PATTERN_PHRASES[pattern]
+        for template in _PATTERN_TEMPLATES:
+            add("pattern", template.format(a=adjective, n=noun), having(pattern=pattern))
+    for category in sorted({p.category for p in products}):
+        for template in _CATEGORY_TEMPLATES:
+            add("category", template.format(g=category), having(category=category))
+    pairs = sorted({(p.color_name, p.shape) for p in products})
+    for color, shape in pairs:
+        for template in _COMBO_TEMPLATES:
+            add(
+                "combination",
+                template.format(x=color, y=_SHAPE_PHRASES[shape][0]),
+                having(color_name=color, shape=shape),
+            )
+    for color, pattern in sorted({(p.color_name, p.pattern) for p in products}):
+        add(
+            "combination", f"{_PATTERN_PHRASES[pattern][1]} {color} products", having(color_name=color, pattern=pattern)
+        )
+    # absent: single attributes the catalog lacks, and colour + shape pairs no product has
+    have = {p.color_name for p in products}, {p.shape for p in products}, {p.pattern for p in products}
+    for color in (c for c in COLOR_HEX if c not in have[0]):
+        for template in _COLOR_TEMPLATES:
+            add("absent", template.format(c=color), [])
+    for shape in (s for s in SHAPES if s not in have[1]):
+        for template in _SHAPE_TEMPLATES:
+            add("absent", template.format(a=_SHAPE_PHRASES[shape][1], n=_SHAPE_PHRASES[shape][0]), [])
+    for pattern in (p for p in _PATTERN_PHRASES if p not in have[2]):
+        for template in _PATTERN_TEMPLATES:
+            add("absent", template.format(a=_PATTERN_PHRASES[pattern][1], n=_PATTERN_PHRASES[pattern][0]), [])
+    for i, color in enumerate(COLOR_HEX):
+        for shape in (SHAPES[i % len(SHAPES)], SHAPES[(i + 3) % len(SHAPES)]):
+            if not having(color_name=color, shape=shape):
+                for template in _COMBO_TEMPLATES:
+                    add("absent", template.format(x=color, y=_SHAPE_PHRASES[shape][0]), [])
     return queries
 
 
@@ -171,6 +276,9 @@ def evaluate_retrieval(
                 "hit_at_1": hit_at_k(ranks, 1) if scored else None,
                 "reciprocal_rank": reciprocal_rank(ranks) if scored else None,
                 "r_precision": r_precision(ranks) if scored else None,
+                "recall_at_3": recall_at_k(ranks, 3) if scored else None,
+                "ndcg_at_3": ndcg_at_k(ranks, 3) if scored else None,
+                "type": q.get("type"),
             }
         )
     scored_rows = [row for row in per_query if row["ranks"]]
@@ -181,7 +289,21 @@ def evaluate_retrieval(
         "hit_at_1": _mean([row["hit_at_1"] for row in scored_rows]),
         "mrr": _mean([row["reciprocal_rank"] for row in scored_rows]),
         "r_precision": _mean([row["r_precision"] for row in scored_rows]),
+        "recall_at_3": _mean([row["recall_at_3"] for row in scored_rows]),
+        "ndcg_at_3": _mean([row["ndcg_at_3"] for row in scored_rows]),
+        "by_type": _by_type(scored_rows),
         "per_query": per_query,
+    }
+
+
+def _by_type(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """The metrics per query type (colour, shape, ...), so you see where the model fails."""
+    types = sorted({row["type"] for row in rows if row.get("type")})
+    metrics = ("hit_at_1", "reciprocal_rank", "r_precision", "recall_at_3", "ndcg_at_3")
+    return {
+        t: {"n": sum(1 for r in rows if r.get("type") == t)}
+        | {m: _mean([r[m] for r in rows if r.get("type") == t]) for m in metrics}
+        for t in types
     }
 
 
@@ -233,3 +355,48 @@ def run_eval(
         paths = render_catalog(products, tmp)
         image_embeddings = embedder.embed_images(paths)
     return evaluate_retrieval(queries, products, image_embeddings, embedder)
+
+
+# --------------------------------------------------------------------------- out-of-catalog refusal
+
+
+def choose_threshold(present: Sequence[float], absent: Sequence[float]) -> dict[str, float]:
+    """The best-hit similarity above which a query counts as "in the catalog".
+
+    Picks the cut with the fewest false accepts + false rejects on labelled present/absent
+    queries, in the middle of the widest such gap. Introduced in 08_evaluating_image_rag.
+    """
+    present, absent = np.sort(np.asarray(present, float)), np.sort(np.asarray(absent, float))
+    if not len(present) or not len(absent):
+        raise ValueError("calibration needs both present and absent queries")
+    values = np.unique(np.concatenate([present, absent]))
+    cuts = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    errors = [np.mean(present < c) + np.mean(absent >= c) for c in cuts]
+    best = np.flatnonzero(np.isclose(errors, min(errors)))
+    threshold = float(np.median(cuts[best]))
+    return {
+        "threshold": threshold,
+        "false_accept": float(np.mean(absent >= threshold)),
+        "false_reject": float(np.mean(present < threshold)),
+        "n_present": int(len(present)),
+        "n_absent": int(len(absent)),
+    }
+
+
+def calibrate_refusal(index: Any, embedder: Any) -> dict[str, float] | None:
+    """Calibrate the "nothing matches" threshold for this catalog and model from generated queries.
+
+    Category queries are left out: a picture does not show its category. Returns None for a
+    catalog whose products have no known attributes (a plain photo folder).
+    Introduced in 08_evaluating_image_rag.
+    """
+    from .catalog import SHAPES
+
+    if not index.products or any(p.shape not in SHAPES or p.price is None for p in index.products):
+        return None
+    queries = [q for q in generate_queries(index.products) if q["type"] != "category"]
+    vectors = embedder.embed_texts([q["query"] for q in queries])
+    best = [float(index.similarities(v).max()) for v in vectors]
+    present = [b for b, q in zip(best, queries, strict=True) if q["relevant"]]
+    absent = [b for b, q in zip(best, queries, strict=True) if not q["relevant"]]
+    return choose_threshold(present, absent) if present and absent else None

@@ -39,7 +39,7 @@ def context_entry(rank: int, product: Product, similarity: float | None = None) 
         f"color: {_field(product.color_name)}",
         f"shape: {_field(product.shape)}",
         f"pattern: {_field(product.pattern)}",
-        f"price: ${product.price:.2f}",
+        f"price: {'unknown' if product.price is None else f'${product.price:.2f}'}",
         f"category: {_field(product.category)}",
     ]
     if product.description:
@@ -54,8 +54,17 @@ def build_context(entries: Iterable[str]) -> str:
     return "\n".join([CONTEXT_OPEN, *entries, CONTEXT_CLOSE])
 
 
-def build_rag_prompt(question: str, context: str, n_images: int) -> str:
-    """The user prompt for a grounded answer: how images map to entries, the context, the question."""
+NO_MATCH_NOTE = (
+    "Note: none of these products stands out as a match for the question; "
+    "the catalog may not have what was asked for.\n\n"
+)
+
+
+def build_rag_prompt(question: str, context: str, n_images: int, match: bool = True) -> str:
+    """The user prompt for a grounded answer: how images map to entries, the context, the question.
+
+    ``match=False`` adds a note that retrieval found nothing that really matches.
+    """
     images = (
         f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
         if n_images
@@ -63,7 +72,7 @@ def build_rag_prompt(question: str, context: str, n_images: int) -> str:
     )
     return (
         "Answer the question using only the catalog entries and product images below.\n"
-        f"{images}\n{context}\n\nQuestion: {' '.join(question.split())}"
+        f"{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"
     )
 
 

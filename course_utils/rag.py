@@ -94,12 +94,7 @@ class ImageRAG:
     def answer(self, question: str, k: int = 3, plan: str | None = None) -> RAGResult:
         """Retrieve the top-k products and ask the LLM with their images and metadata."""
         found = self.retrieve(question, k=k, plan=plan)
-        prompt = build_rag_prompt(found.query, build_metadata_context(found.hits), len(found.hits))
-        if not found.match:
-            prompt += (
-                "\n\nNote: none of these products stands out as a match for the question; "
-                "the catalog may not have what was asked for."
-            )
+        prompt = build_rag_prompt(found.query, build_metadata_context(found.hits), len(found.hits), found.match)
         response = self.llm.generate_multimodal(prompt, [h.path for h in found.hits], system_prompt=SYSTEM_PROMPT)
         return RAGResult(
             question=found.query,

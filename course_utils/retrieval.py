@@ -8,7 +8,6 @@ Introduced in 03_image_retrieval (plain) and 08_evaluating_image_rag (hybrid).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -23,9 +22,9 @@ PLANS = ("hybrid", "none")
 MAX_QUERY_CHARS = 1000
 #: A hit "stands out" when its similarity is this many standard deviations above the catalog's
 #: mean. Relative, because CLIP similarities have no absolute scale (0.25 can be a good match).
+#: The hybrid planner's visual candidates, and the match test where nothing can be calibrated.
 STAND_OUT_Z = 1.0
-#: The best hit must stand out at least this much for the catalog to "have" what was asked.
-MATCH_Z = float(os.environ.get("COURSE_MATCH_Z", 1.6))
+MATCH_Z = 1.6
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,22 @@ def check_query(query: str) -> str:
     return query[:MAX_QUERY_CHARS]
 
 
+def match_threshold(index: ImageIndex, embedder) -> float | None:
+    """The similarity a best hit needs for the catalog to "have" what was asked, or None.
+
+    Calibrated once per index and model on queries generated from the catalog's own labels
+    (see :func:`course_utils.evaluation.calibrate_refusal`), because CLIP similarities have no
+    absolute scale: 0.3 is a strong match for one model and a weak one for another.
+    """
+    cached = getattr(index, "_refusal_calibration", None)
+    if cached is None or cached[0] != (embedder.model_id, len(index)):
+        from .evaluation import calibrate_refusal
+
+        cached = ((embedder.model_id, len(index)), calibrate_refusal(index, embedder))
+        index._refusal_calibration = cached
+    return cached[1]["threshold"] if cached[1] else None
+
+
 def z_scores(scores: np.ndarray) -> np.ndarray:
     """How far each similarity stands above the others, in standard deviations."""
     spread = float(scores.std())
@@ -112,36 +127,44 @@ def retrieve(
     index.check_model(embedder.model_id)
     scores = index.similarities(embedder.embed_texts([query])[0])
     z = z_scores(scores)
-    match = len(index) == 1 or float(z.max()) >= MATCH_Z
+    threshold = match_threshold(index, embedder)
+    if threshold is None:  # no labels to calibrate on (a photo folder): judge by how far hits stand out
+        strong = z >= STAND_OUT_Z
+        match = len(index) == 1 or float(z.max()) >= MATCH_Z
+    else:
+        strong = scores >= threshold
+        match = bool(strong.any())
     intent = parse_question(query, sorted({p.category for p in index.products}))
     if plan == "none" or not (intent.has_price or intent.categories):
         rows = list(top_k(scores, k))
         used = "none" if plan == "none" else "visual"
     else:
-        rows, used = _plan_rows(index, scores, z, intent, k)
-        # a price or category question is answerable whenever its filters leave products
-        match = bool(rows) and (match or not intent.has_attributes)
+        visual = bool(intent.colors or intent.shapes or intent.patterns)
+        rows, used = _plan_rows(index, scores, strong, intent, k)
+        if not visual:  # the metadata alone decides what matches: no hit is visually weak
+            match, strong = bool(rows), np.ones_like(strong)
     hits = tuple(
-        Hit(rank, index.products[i], index.paths[i], float(scores[i]), weak=bool(z[i] < STAND_OUT_Z))
+        Hit(rank, index.products[i], index.paths[i], float(scores[i]), weak=not bool(strong[i]))
         for rank, i in enumerate(rows, start=1)
     )
     return Retrieval(query, hits, used, match, intent)
 
 
 def _plan_rows(
-    index: ImageIndex, scores: np.ndarray, z: np.ndarray, intent: QueryIntent, k: int
+    index: ImageIndex, scores: np.ndarray, strong: np.ndarray, intent: QueryIntent, k: int
 ) -> tuple[list[int], str]:
     """Rows for a question with price or category rules: candidates, filters, then order."""
     allowed = set(index.rows_where(intent.categories, intent.min_price, intent.max_price))
     if intent.colors or intent.shapes or intent.patterns:
-        # the visual words choose the candidates: the images that stand out for the query
-        rows = [i for i in range(len(index)) if z[i] >= STAND_OUT_Z] or list(top_k(scores, 1))
+        # the visual words choose the candidates: the images that match the query
+        rows = [i for i in range(len(index)) if strong[i]] or list(top_k(scores, 1))
         used = "hybrid: visual candidates + metadata"
     else:
         rows = list(range(len(index)))
         used = "hybrid: whole catalog + metadata"
     rows = [i for i in rows if i in allowed]
     if intent.sort:
+        rows = [i for i in rows if index.products[i].price is not None]  # an unknown price cannot be ranked
         rows.sort(key=lambda i: index.products[i].price, reverse=intent.sort == "desc")
     else:
         rows.sort(key=lambda i: -scores[i])

@@ -1,0 +1,431 @@
+"""Interactive panels for the notebooks, built from plain ipywidgets (7.7 on Colab, or 8.x).
+
+Each function returns a small panel object: ``.widget`` is what you ``display``, the controls are
+attributes (``.query``, ``.k``, ``.button``, ...), ``.message`` shows friendly messages and
+``.last`` holds the last result. ``.run()`` does what the button does, so a notebook's self-check
+cell (and the tests) can drive a panel without a browser. Introduced in 01_synthetic_catalog.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+
+from .catalog import COLOR_HEX, PATTERNS, SHAPES, Product, product_from_dict, render_product
+from .errors import CourseError
+from .images import ImageLike, open_image
+from .retrieval import check_query, retrieve
+from .viz import STRONG_COLOR, WEAK_COLOR, similarity_bars
+
+THUMBNAIL = 180  # pixels: result cards stay small enough for a row of five
+AUTO = "auto"
+
+
+def png_bytes(image: ImageLike, max_side: int | None = None) -> bytes:
+    """PNG bytes of an image (path or PIL), shrunk to ``max_side`` if given, for ``widgets.Image``."""
+    picture = open_image(image).copy()
+    if max_side:
+        picture.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def figure_png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (a panel redraws often)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _info(text: str) -> str:
+    return f"<span style='color:#34495E'>{html.escape(text)}</span>"
+
+
+def _warning(text: str) -> str:
+    return f"<span style='color:{WEAK_COLOR}'>⚠ {html.escape(text)}</span>"
+
+
+def _layout(**kwargs: Any) -> widgets.Layout:
+    return widgets.Layout(**kwargs)
+
+
+class Panel:
+    """What every panel shares: the container, a message line, the last result and ``run()``.
+
+    A :class:`~course_utils.errors.CourseError` (a problem the student can fix) is shown in
+    ``.message``; any other exception is a bug, shown there too and then raised.
+    """
+
+    title = ""
+
+    def __init__(self) -> None:
+        self.message = widgets.HTML(value="")
+        self.last: Any = None
+        self.widget: widgets.Box = widgets.VBox()
+
+    def _ipython_display_(self) -> None:  # so a panel on the last line of a cell shows itself
+        from IPython.display import display
+
+        display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: display(panel.widget) to show it>"
+
+    def run(self, _button: Any = None) -> Any:
+        """Do what the button does; returns (and stores in ``.last``) the result, or None."""
+        self.message.value = ""
+        try:
+            result = self._run()
+        except CourseError as exc:
+            self.message.value = _warning(str(exc))
+            return None
+        except Exception as exc:
+            self.message.value = _warning(f"Unexpected error (a bug, please report it): {type(exc).__name__}: {exc}")
+            raise
+        return result
+
+    def _run(self) -> Any:
+        raise NotImplementedError
+
+    def _connect(self, button: widgets.Button) -> None:
+        button.on_click(self.run)
+
+
+def _query_text(box: widgets.Text) -> str | None:
+    """The query, cleaned; None when it is empty (the caller shows a friendly message)."""
+    try:
+        return check_query(box.value)
+    except CourseError:
+        return None
+
+
+def _result_card(hit) -> widgets.VBox:
+    """One retrieved image with its rank, name and similarity; weak hits get a red frame."""
+    color = WEAK_COLOR if hit.weak else STRONG_COLOR
+    weak = f" <span style='color:{WEAK_COLOR}'>(weak)</span>" if hit.weak else ""
+    caption = f"<b>#{hit.rank} {html.escape(hit.product.name)}</b><br>similarity {hit.similarity:.3f}{weak}"
+    image = widgets.Image(value=png_bytes(hit.path, THUMBNAIL), format="png", width=THUMBNAIL)
+    return widgets.VBox(
+        [image, widgets.HTML(value=caption)],
+        layout=_layout(border=f"2px solid {color}", padding="4px", margin="4px", align_items="center"),
+    )
+
+
+# --------------------------------------------------------------------------- 01: product designer
+
+
+class ProductDesigner(Panel):
+    """Design a product with dropdowns and see it rendered. Introduced in 01_synthetic_catalog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        style = {"description_width": "70px"}
+        self.name = widgets.Text(value="My Product", description="Name", style=style)
+        self.shape = widgets.Dropdown(options=list(SHAPES), value="hexagon", description="Shape", style=style)
+        self.color = widgets.Dropdown(options=list(COLOR_HEX), value="green", description="Colour", style=style)
+        self.pattern = widgets.Dropdown(options=list(PATTERNS), value="checkered", description="Pattern", style=style)
+        self.price = widgets.BoundedFloatText(
+            value=9.99, min=0, max=100_000, step=0.5, description="Price $", style=style
+        )
+        self.category = widgets.Text(value="gadgets", description="Category", style=style)
+        self.button = widgets.Button(description="Draw product", button_style="primary")
+        self.image = widgets.Image(value=b"", format="png", width=256)
+        self.caption = widgets.HTML(value="")
+        self._connect(self.button)
+        # redraw whenever a control changes: rendering takes milliseconds
+        for control in (self.name, self.shape, self.color, self.pattern, self.price, self.category):
+            control.observe(lambda _change: self.run(), names="value")
+        controls = widgets.VBox(
+            [self.name, self.shape, self.color, self.pattern, self.price, self.category, self.button, self.message]
+        )
+        self.widget = widgets.HBox([controls, widgets.VBox([self.image, self.caption])])
+        self.run()
+
+    def _run(self) -> Product:
+        product = product_from_dict(
+            {
+                "name": self.name.value,
+                "shape": self.shape.value,
+                "color": COLOR_HEX[self.color.value],
+                "color_name": self.color.value,
+                "pattern": self.pattern.value,
+                "price": float(self.price.value),
+                "category": self.category.value,
+            }
+        )
+        self.image.value = png_bytes(render_product(product))
+        self.caption.value = f"<code>{html.escape(product.metadata_line())}</code>"
+        self.last = product
+        return product
+
+
+def product_designer() -> ProductDesigner:
+    """A panel to design a product (shape, colour, pattern, price, name) and see it rendered.
+
+    ``.last`` is the :class:`~course_utils.catalog.Product`. Introduced in 01_synthetic_catalog.
+    """
+    return ProductDesigner()
+
+
+# --------------------------------------------------------------------------- 02: similarity explorer
+
+
+class SimilarityExplorer(Panel):
+    """Type a text, see its similarity to every catalog image. Introduced in 02_clip_embeddings."""
+
+    def __init__(self, embedder: Any, index: Any) -> None:
+        super().__init__()
+        self.embedder, self.index = embedder, index
+        self.query = widgets.Text(value="", placeholder="e.g. a red circle", description="Text")
+        self.button = widgets.Button(description="Compare", button_style="primary")
+        # hidden until there is a chart: an empty image shows as a broken icon in some front ends
+        self.plot = widgets.Image(value=b"", format="png", layout=_layout(display="none"))
+        self._connect(self.button)
+        self.widget = widgets.VBox([widgets.HBox([self.query, self.button]), self.message, self.plot])
+
+    def _run(self):
+        query = _query_text(self.query)
+        if query is None:
+            self.message.value = _info("Type a short description first, e.g. 'a red circle'.")
+            return None
+        self.index.check_model(self.embedder.model_id)
+        scores = self.index.similarities(self.embedder.embed_texts([query])[0])
+        self.plot.value = figure_png(similarity_bars(query, self.index.products, scores))
+        self.plot.layout.display = None
+        best = int(scores.argmax())
+        self.message.value = _info(f"Most similar image: {self.index.products[best].name} ({scores[best]:.3f}).")
+        self.last = scores
+        return scores
+
+
+def similarity_explorer(embedder: Any, index: Any) -> SimilarityExplorer:
+    """A text box and a bar chart of the text's cosine similarity to every image in ``index``.
+
+    ``.last`` is the array of scores in index order. Introduced in 02_clip_embeddings.
+    """
+    return SimilarityExplorer(embedder, index)
+
+
+# --------------------------------------------------------------------------- 03: retrieval explorer
+
+
+class RetrievalExplorer(Panel):
+    """Query + k slider → the top-k images with scores. Introduced in 03_image_retrieval."""
+
+    def __init__(self, embedder: Any, index: Any, k: int = 3, plan: str = "none") -> None:
+        super().__init__()
+        if len(index) == 0:
+            raise CourseError("The index is empty: build it from at least one image.")
+        self.embedder, self.index, self.plan = embedder, index, plan
+        self.query = widgets.Text(value="", placeholder="e.g. red circular product", description="Query")
+        self.k = widgets.IntSlider(value=max(1, min(k, len(index))), min=1, max=len(index), description="k")
+        self.button = widgets.Button(description="Search", button_style="primary")
+        self.results = widgets.HBox(layout=_layout(flex_flow="row wrap"))
+        self._connect(self.button)
+        # moving k re-runs the last search, so the grid follows the slider
+        self.k.observe(self._on_k, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.query, self.k, self.button]), self.message, self.results])
+        # stable CSS hooks for the browser tests (tests/browser)
+        self.widget.add_class("course-retrieval-explorer")
+        self.results.add_class("course-results")
+
+    def _on_k(self, _change: Any) -> None:
+        if self.last is not None and self.query.value.strip():
+            self.run()
+
+    def _run(self):
+        query = _query_text(self.query)
+        if query is None:
+            self.message.value = _info("Type what you are looking for first, e.g. 'red circular product'.")
+            return None
+        found = retrieve(query, self.index, self.embedder, k=int(self.k.value), plan=self.plan)
+        self.results.children = [_result_card(hit) for hit in found]
+        if not found.match:
+            self.message.value = _warning(
+                "No image stands out for this query: the catalog may not have it. These are only the closest."
+            )
+        self.last = found
+        return found
+
+
+def retrieval_explorer(embedder: Any, index: Any, k: int = 3, plan: str = "none") -> RetrievalExplorer:
+    """A query box, a k slider (1..len(index)) and a button; shows the top-k images with scores.
+
+    ``.last`` is the :class:`~course_utils.retrieval.Retrieval`. ``plan="none"`` is plain CLIP
+    top-k as taught in 03; ``"hybrid"`` adds the price/category rules of 08.
+    Introduced in 03_image_retrieval.
+    """
+    return RetrievalExplorer(embedder, index, k=k, plan=plan)
+
+
+# --------------------------------------------------------------------------- 04: generation panel
+
+
+def _accepts_provider(method: Any) -> bool:
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    # an explicit parameter only: an LLM that swallows **kwargs would silently ignore the choice
+    return any(p.name == "provider" for p in params)
+
+
+class _PinnedLLM:
+    """The same LLM, asked to use one provider: lets a panel pin the cascade without touching it."""
+
+    def __init__(self, llm: Any, provider: str) -> None:
+        self.llm, self.provider = llm, provider
+
+    def generate(self, prompt: str, system_prompt: str | None = None, **kwargs: Any) -> Any:
+        return self.llm.generate(prompt, system_prompt=system_prompt, **{**kwargs, "provider": self.provider})
+
+    def generate_multimodal(self, prompt: str, images: Sequence[Any], system_prompt: str | None = None, **kwargs):
+        return self.llm.generate_multimodal(
+            prompt, images, system_prompt=system_prompt, **{**kwargs, "provider": self.provider}
+        )
+
+
+def provider_options(llm: Any, providers: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Dropdown options ``(label, value)``: ``auto`` first, then the providers to pin.
+
+    ``providers`` if given, else the names from ``llm.list_providers()`` (labelled with their
+    state), else only ``auto``.
+    """
+    options = [("auto (first provider that answers)", AUTO)]
+    if providers is not None:
+        return options + [(name, name) for name in providers if name != AUTO]
+    lister = getattr(llm, "list_providers", None)
+    if not callable(lister):
+        return options
+    for info in lister():
+        name = getattr(info, "name", None) or str(info)
+        state = getattr(info, "state", "")
+        label = getattr(info, "display_name", name) + (f" ({state})" if state else "")
+        options.append((label, name))
+    return options
+
+
+def _answer_box(result: Any, title: str) -> str:
+    answer = html.escape(result.answer).replace("\n", "<br>")
+    return (
+        f"<div style='border:1px solid #BDC3C7;border-radius:6px;padding:8px;margin:4px'>"
+        f"<b>{html.escape(title)}</b><br>"
+        f"<small>provider: <code>{html.escape(str(result.provider))}</code> · "
+        f"model: <code>{html.escape(str(result.model))}</code></small>"
+        f"<p>{answer}</p></div>"
+    )
+
+
+class GenerationPanel(Panel):
+    """Question + provider → the grounded answer. Introduced in 04_multimodal_generation."""
+
+    def __init__(self, rag: Any, providers: Sequence[str] | None = None, k: int = 3) -> None:
+        super().__init__()
+        self.rag, self.k = rag, k
+        self.query = widgets.Text(value="", placeholder="e.g. What red products do you have?", description="Question")
+        self.query.layout.width = "420px"
+        options = provider_options(rag.llm, providers)
+        self.provider = widgets.Dropdown(options=options, value=AUTO, description="Provider")
+        self.button = widgets.Button(description="Answer", button_style="primary")
+        self.answer = widgets.HTML(value="")
+        self._connect(self.button)
+        self.widget = widgets.VBox([widgets.HBox([self.query, self.provider, self.button]), self.message, self.answer])
+
+    def _rag(self) -> Any:
+        """``self.rag``, or a copy whose LLM is pinned to the chosen provider."""
+        choice = self.provider.value
+        if choice == AUTO:
+            return self.rag
+        if not _accepts_provider(self.rag.llm.generate):
+            raise CourseError(f"This LLM ({type(self.rag.llm).__name__}) cannot be pinned to a provider; use 'auto'.")
+        return type(self.rag)(self.rag.index, self.rag.embedder, _PinnedLLM(self.rag.llm, choice), self.rag.plan)
+
+    def _run(self):
+        query = _query_text(self.query)
+        if query is None:
+            self.message.value = _info("Type a question first, e.g. 'What red products do you have?'.")
+            return None
+        result = self._rag().answer(query, k=self.k)
+        self.answer.value = _answer_box(result, f"Answer with RAG (top {len(result.hits)} images)")
+        self.last = result
+        return result
+
+
+def generation_panel(rag: Any, providers: Sequence[str] | None = None, k: int = 3) -> GenerationPanel:
+    """A question box and a provider dropdown (``auto`` + the cascade's providers) → the answer.
+
+    ``.last`` is the :class:`~course_utils.rag.RAGResult`. Introduced in 04_multimodal_generation.
+    """
+    return GenerationPanel(rag, providers=providers, k=k)
+
+
+# --------------------------------------------------------------------------- 05: ask the catalog
+
+
+class AskPanel(Panel):
+    """Question + k → retrieved images and the answers with and without RAG side by side.
+
+    Introduced in 05_image_rag_pipeline.
+    """
+
+    def __init__(self, rag: Any, k: int = 3) -> None:
+        super().__init__()
+        n = len(rag.index)
+        if n == 0:
+            raise CourseError("The index is empty: build it from at least one image.")
+        self.rag = rag
+        self.query = widgets.Text(
+            value="", placeholder="e.g. What is the cheapest red product?", description="Question"
+        )
+        self.query.layout.width = "420px"
+        self.k = widgets.IntSlider(value=max(1, min(k, n)), min=1, max=n, description="k")
+        self.button = widgets.Button(description="Ask", button_style="primary")
+        self.results = widgets.HBox(layout=_layout(flex_flow="row wrap"))
+        self.with_rag = widgets.HTML(value="", layout=_layout(width="50%"))
+        self.without_rag = widgets.HTML(value="", layout=_layout(width="50%"))
+        self._connect(self.button)
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.query, self.k, self.button]),
+                self.message,
+                self.results,
+                widgets.HBox([self.with_rag, self.without_rag]),
+            ]
+        )
+        # stable CSS hooks for the browser tests (tests/browser)
+        self.widget.add_class("course-ask-panel")
+        self.results.add_class("course-results")
+        self.with_rag.add_class("course-answer-with-rag")
+        self.without_rag.add_class("course-answer-without-rag")
+
+    def _run(self):
+        query = _query_text(self.query)
+        if query is None:
+            self.message.value = _info("Type a question first, e.g. 'What is the cheapest red product?'.")
+            return None
+        with_rag, without_rag = self.rag.compare(query, k=int(self.k.value))
+        self.results.children = [_result_card(hit) for hit in with_rag.hits]
+        self.with_rag.value = _answer_box(with_rag, f"With RAG (sees {len(with_rag.hits)} catalog images)")
+        self.without_rag.value = _answer_box(without_rag, "Without RAG (no catalog)")
+        if not with_rag.match:
+            self.message.value = _warning("No retrieved image stands out: the catalog may not have what you asked for.")
+        self.last = (with_rag, without_rag)
+        return self.last
+
+
+def ask_panel(rag: Any, k: int = 3) -> AskPanel:
+    """The full "ask the catalog" panel: retrieved images plus answers with and without RAG.
+
+    ``.last`` is ``(with_rag, without_rag)``, two :class:`~course_utils.rag.RAGResult`.
+    Introduced in 05_image_rag_pipeline.
+    """
+    return AskPanel(rag, k=k)

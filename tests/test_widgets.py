@@ -1,0 +1,258 @@
+"""Drive every panel without a browser: set the controls, run, check what it shows and keeps."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from course_utils.catalog import COLOR_HEX, default_catalog
+from course_utils.errors import CourseError
+from course_utils.llm import LLMResponse, OfflineAnswerer
+from course_utils.rag import ImageRAG, RAGResult
+from course_utils.retrieval import Retrieval
+from course_utils.widgets import (
+    AUTO,
+    ask_panel,
+    generation_panel,
+    product_designer,
+    provider_options,
+    retrieval_explorer,
+    similarity_explorer,
+)
+
+PNG_MAGIC = b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- product designer
+
+
+def test_product_designer_renders_the_chosen_product():
+    panel = product_designer()
+    panel.name.value = "Star Thing"
+    panel.shape.value = "star"
+    panel.color.value = "purple"
+    panel.pattern.value = "striped"
+    panel.price.value = 42.5
+    product = panel.run()
+    assert product is panel.last
+    assert (product.name, product.shape, product.color_name, product.pattern, product.price) == (
+        "Star Thing",
+        "star",
+        "purple",
+        "striped",
+        42.5,
+    )
+    assert product.color == COLOR_HEX["purple"]
+    assert bytes(panel.image.value).startswith(PNG_MAGIC)
+    assert "Star Thing" in panel.caption.value and panel.message.value == ""
+
+
+def test_product_designer_redraws_when_a_dropdown_changes():
+    panel = product_designer()
+    before = panel.image.value
+    panel.shape.value = "triangle" if panel.shape.value != "triangle" else "circle"
+    assert panel.last.shape == panel.shape.value
+    assert bytes(panel.image.value) != bytes(before)
+
+
+def test_product_designer_empty_name_shows_a_message_not_a_traceback():
+    panel = product_designer()
+    kept = panel.last
+    panel.name.value = "   "
+    assert panel.run() is None
+    assert "name" in panel.message.value
+    assert panel.last is kept  # the last valid product stays
+
+
+# --------------------------------------------------------------------------- similarity explorer
+
+
+def test_similarity_explorer_scores_every_image(tiny_embedder, tiny_index):
+    panel = similarity_explorer(tiny_embedder, tiny_index)
+    panel.query.value = "a red circle"
+    panel.button.click()
+    scores = panel.last
+    assert isinstance(scores, np.ndarray) and scores.shape == (len(tiny_index),)
+    expected = tiny_index.embeddings @ tiny_embedder.embed_texts(["a red circle"])[0]
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert bytes(panel.plot.value).startswith(PNG_MAGIC) and panel.plot.layout.display is None
+    best = tiny_index.products[int(expected.argmax())].name
+    assert best in panel.message.value
+
+
+def test_similarity_explorer_empty_query_is_a_friendly_message(tiny_embedder, tiny_index):
+    panel = similarity_explorer(tiny_embedder, tiny_index)
+    panel.query.value = "  "
+    assert panel.run() is None
+    assert panel.last is None and bytes(panel.plot.value) == b"" and panel.plot.layout.display == "none"
+    assert "Type" in panel.message.value
+
+
+def test_similarity_explorer_reports_a_model_mismatch(tiny_embedder, tiny_index):
+    from dataclasses import replace
+
+    other = replace(tiny_embedder, model_id="another-model")
+    panel = similarity_explorer(other, tiny_index)
+    panel.query.value = "red"
+    assert panel.run() is None
+    assert "another-model" in panel.message.value and "Rebuild" in panel.message.value
+
+
+# --------------------------------------------------------------------------- retrieval explorer
+
+
+def test_retrieval_explorer_k_slider_bounds(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index)
+    assert (panel.k.min, panel.k.max, panel.k.value) == (1, len(tiny_index), 3)
+    big = retrieval_explorer(tiny_embedder, tiny_index, k=99)
+    assert big.k.value == len(tiny_index)
+
+
+def test_retrieval_explorer_shows_k_results_and_follows_the_slider(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index)
+    panel.query.value = "red circular product"
+    panel.button.click()
+    assert isinstance(panel.last, Retrieval)
+    assert len(panel.last) == 3 and len(panel.results.children) == 3
+    scores = tiny_index.similarities(tiny_embedder.embed_texts(["red circular product"])[0])
+    assert panel.last[0].product == tiny_index.products[int(scores.argmax())]
+    caption = panel.results.children[0].children[1].value
+    assert panel.last[0].product.name in caption and f"{panel.last[0].similarity:.3f}" in caption
+    panel.k.value = 5  # moving the slider re-runs the search
+    assert len(panel.last) == 5 and len(panel.results.children) == 5
+    assert [h.rank for h in panel.last] == [1, 2, 3, 4, 5]
+
+
+def test_retrieval_explorer_empty_query_is_a_friendly_message(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index)
+    panel.query.value = ""
+    panel.button.click()
+    assert panel.last is None and panel.results.children == ()
+    assert "Type" in panel.message.value
+    panel.k.value = 4  # no search yet: the slider alone does not start one
+    assert panel.last is None
+
+
+# --------------------------------------------------------------------------- generation panel
+
+
+class PinnableLLM:
+    """A test double with a provider list, recording which provider each call was pinned to."""
+
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []
+
+    def list_providers(self):
+        from types import SimpleNamespace
+
+        return [
+            SimpleNamespace(name="gemini", display_name="Gemini", state="skipped"),
+            SimpleNamespace(name="offline", display_name="offline", state="configured"),
+        ]
+
+    def generate(self, prompt, system_prompt=None, provider=None):
+        self.calls.append(provider)
+        return LLMResponse(f"plain answer via {provider or 'auto'}", provider or "first", "m-1")
+
+    def generate_multimodal(self, prompt, images, system_prompt=None, provider=None):
+        self.calls.append(provider)
+        return LLMResponse(f"answer from {len(images)} images via {provider or 'auto'}", provider or "first", "m-1")
+
+
+def test_provider_dropdown_lists_auto_then_the_cascade(tiny_embedder, tiny_index):
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder, llm=PinnableLLM()))
+    assert [value for _, value in panel.provider.options] == [AUTO, "gemini", "offline"]
+    assert panel.provider.value == AUTO
+    labels = [label for label, _ in panel.provider.options]
+    assert labels[1] == "Gemini (skipped)"
+
+
+def test_provider_dropdown_without_list_providers_is_auto_only(tiny_embedder, tiny_index):
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder, llm=OfflineAnswerer()))
+    assert [value for _, value in panel.provider.options] == [AUTO]
+    assert provider_options(None, ["groq", AUTO]) == [("auto (first provider that answers)", AUTO), ("groq", "groq")]
+
+
+def test_generation_panel_answers_and_pins_the_chosen_provider(tiny_embedder, tiny_index):
+    llm = PinnableLLM()
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder, llm=llm), k=2)
+    panel.query.value = "What red products do you have?"
+    result = panel.run()
+    assert isinstance(result, RAGResult) and result.used_rag and len(result.hits) == 2
+    assert llm.calls == [None]
+    assert "answer from 2 images via auto" in panel.answer.value
+    panel.provider.value = "offline"
+    panel.button.click()
+    assert llm.calls[-1] == "offline"
+    assert panel.last.provider == "offline" and "m-1" in panel.answer.value
+
+
+def test_generation_panel_with_the_offline_answerer(tiny_embedder, tiny_index):
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder))
+    panel.query.value = "Which products are red?"
+    panel.run()
+    assert panel.last.provider == "offline" and "rule-based" in panel.answer.value
+    assert "&lt;" not in panel.query.value  # the answer is escaped, the query untouched
+
+
+def test_generation_panel_empty_question_and_errors_become_messages(tiny_embedder, tiny_index):
+    class Failing(PinnableLLM):
+        def generate_multimodal(self, prompt, images, system_prompt=None, provider=None):
+            raise CourseError("No LLM provider answered: set a key.")
+
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder, llm=Failing()))
+    panel.query.value = ""
+    assert panel.run() is None and "Type a question" in panel.message.value
+    panel.query.value = "red?"
+    assert panel.run() is None and "No LLM provider answered" in panel.message.value
+    assert panel.last is None
+
+
+def test_generation_panel_refuses_to_pin_an_llm_without_providers(tiny_embedder, tiny_index):
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder, llm=OfflineAnswerer()), providers=["groq"])
+    panel.provider.value = "groq"
+    panel.query.value = "red?"
+    assert panel.run() is None and "cannot be pinned" in panel.message.value
+
+
+def test_a_bug_is_shown_and_raised(tiny_embedder, tiny_index):
+    class Broken(PinnableLLM):
+        def generate_multimodal(self, prompt, images, system_prompt=None, provider=None):
+            raise ZeroDivisionError("oops")
+
+    panel = generation_panel(ImageRAG(tiny_index, tiny_embedder, llm=Broken()))
+    panel.query.value = "red?"
+    with pytest.raises(ZeroDivisionError):
+        panel.run()
+    assert "bug" in panel.message.value and "ZeroDivisionError" in panel.message.value
+
+
+# --------------------------------------------------------------------------- ask panel
+
+
+def test_ask_panel_shows_images_and_both_answers(tiny_embedder, tiny_index):
+    panel = ask_panel(ImageRAG(tiny_index, tiny_embedder), k=2)
+    assert (panel.k.min, panel.k.max, panel.k.value) == (1, len(tiny_index), 2)
+    panel.query.value = "What is the cheapest red product?"
+    panel.k.value = 4
+    panel.button.click()
+    with_rag, without_rag = panel.last
+    assert with_rag.used_rag and not without_rag.used_rag
+    assert len(panel.results.children) == len(with_rag.hits) >= 1
+    assert "With RAG" in panel.with_rag.value and "Without RAG" in panel.without_rag.value
+    assert "offline" in panel.with_rag.value and "rule-based" in panel.without_rag.value
+    catalog_names = {p.name for p in default_catalog()}
+    assert any(name in panel.with_rag.value for name in catalog_names)
+    assert not any(name in panel.without_rag.value for name in catalog_names)
+
+
+def test_ask_panel_empty_question_is_a_friendly_message(tiny_embedder, tiny_index):
+    panel = ask_panel(ImageRAG(tiny_index, tiny_embedder))
+    panel.query.value = "\n"
+    panel.button.click()
+    assert panel.last is None and "Type a question" in panel.message.value
+    assert panel.with_rag.value == "" and panel.results.children == ()
