@@ -13,9 +13,12 @@ from pathlib import Path
 
 from .errors import CourseError
 
+STORE_HELP = "numpy (default), chroma:PATH or http://HOST:PORT (a Chroma server); default: COURSE_INDEX or numpy"
+
 
 def _add_index_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", help="an index file from `index` (default: the cached default catalog)")
+    parser.add_argument("--store", help=STORE_HELP)
     parser.add_argument("-k", type=int, default=3, help="how many products to retrieve (default 3)")
     parser.add_argument("--model", help="CLIP model for the default index (hub name or folder)")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
@@ -43,9 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="?", help="folder with the images and catalog.json (default: render the catalog)")
     p.add_argument("--catalog", help="catalog.json describing the images (default: IMAGES/catalog.json)")
     p.add_argument("--out", default="index.npz", help="index file to write (default: index.npz)")
+    p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--model", help="CLIP model: hub name or folder (default: COURSE_CLIP_MODEL or ViT-B/32)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: per device)")
+    p.add_argument("--workers", type=int, help="threads decoding images (default: per device)")
+    p.add_argument(
+        "--no-cache", dest="cache", action="store_false", help="embed every image again instead of reusing the cache"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("search", help="find the catalog images that match a text query")
@@ -58,10 +66,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_args(p)
 
     p = sub.add_parser("eval", help="measure retrieval quality on labelled queries")
-    p.add_argument("--queries", required=True, help='JSONL file: {"query": ..., "relevant": [...]} per line')
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--queries", help='JSONL file: {"query": ..., "relevant": [...]} per line')
+    source.add_argument("--generate", action="store_true", help="generate labelled queries from the catalog")
     p.add_argument("--catalog", help="catalog.json (default: the course's 8 products)")
     p.add_argument("--model", help="CLIP model: hub name or folder")
     p.add_argument("--device", help="cpu, cuda or mps")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("bench", help="time indexing (naive loops, the pipeline, the cache) and search at scale")
+    p.add_argument(
+        "--arch",
+        choices=("mini", "vit-b-32"),
+        default="mini",
+        help="mini: the bundled mini-CLIP (default); vit-b-32: the ViT-B/32 architecture with random weights",
+    )
+    p.add_argument("--model", help="time this CLIP model (hub name or folder) instead of --arch")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--n-images", type=int, default=256, help="generated images to index (default 256)")
+    p.add_argument("--sizes", default="1000,10000,100000,1000000", help="index sizes for the search timings")
+    p.add_argument("--batch-size", type=int, help="images per forward pass for the pipeline (default: per device)")
+    p.add_argument("--workers", type=int, help="decoding threads for the pipeline (default: per device)")
+    p.add_argument("--faiss-method", choices=("auto", "flat", "ivf"), default="auto", help="FAISS index to time")
+    p.add_argument(
+        "--chroma",
+        metavar="SIZES",
+        help="also time Chroma, embedded and via a local server, at these sizes (e.g. 10000,100000; needs chromadb)",
+    )
+    p.add_argument("--out", help="write the JSON here and the plot beside it (default: plot in the cache folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("train-mini-clip", help="train the small offline CLIP from scratch")
@@ -73,12 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_index(args: argparse.Namespace):
+    from .chroma_store import open_store, parse_store
     from .embeddings import load_clip
     from .index import ImageIndex
     from .workspace import catalog_index
 
-    if args.index:
-        index = ImageIndex.load(args.index)
+    store = parse_store(args.store)
+    if store.kind != "numpy" and not args.index:
+        index = open_store(store)
+        embedder = load_clip(args.model or _model_source_for(index.model_id), device=args.device)
+        index.check_model(embedder.model_id)
+        return index, embedder
+    index_file = args.index or store.location
+    if index_file:
+        index = ImageIndex.load(index_file)
         model = args.model or _model_source_for(index.model_id)
         embedder = load_clip(model, device=args.device)
         index.check_model(embedder.model_id)
@@ -97,12 +137,16 @@ def _model_source_for(model_id: str) -> str | None:
     return None if "@" in model_id else model_id
 
 
+def _price(price: float | None) -> str:
+    return "unknown" if price is None else f"${price:.2f}"
+
+
 def _hits_table(hits) -> str:
     rows = [f"{'rank':>4}  {'product':<18} {'similarity':>10}  {'price':>8}  image"]
     for h in hits:
         weak = "  (weak)" if h.weak else ""
         rows.append(
-            f"{h.rank:>4}  {h.product.name[:18]:<18} {h.similarity:>10.3f}  ${h.product.price:>7.2f}  "
+            f"{h.rank:>4}  {h.product.name[:18]:<18} {h.similarity:>10.3f}  {_price(h.product.price):>8}  "
             f"{Path(h.path).name}{weak}"
         )
     return "\n".join(rows)
@@ -119,30 +163,64 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from .catalog import default_catalog, load_catalog
+    from .chroma_store import open_store, parse_store
     from .embeddings import load_clip
-    from .index import ImageIndex
+    from .pipeline import build_index, folder_inputs
     from .workspace import catalog_images
 
+    skipped: list[dict] = []
     if args.images:
-        folder = Path(args.images)
-        if not folder.is_dir():
-            raise CourseError(f"{folder} is not a folder of images.")
-        products = load_catalog(args.catalog or folder / "catalog.json")
-        paths = [folder / f"{p.slug}.png" for p in products]
-        missing = [str(p.name) for p in paths if not p.is_file()]
-        if missing:
-            raise CourseError(f"{folder}: missing images for the catalog: {', '.join(missing)}.")
+        # a rendered catalog (with catalog.json) or any photo folder: one product per image file
+        products, paths, skipped = folder_inputs(args.images, args.catalog)
     else:
         products = load_catalog(args.catalog) if args.catalog else default_catalog()
         paths = catalog_images(products)
     embedder = load_clip(args.model, device=args.device)
-    index = ImageIndex.build(products, paths, embedder, batch_size=args.batch_size)
-    out = index.save(args.out)
+    store = parse_store(args.store)
+    if store.kind != "numpy":
+        index = open_store(store, create=True).build(products, paths, embedder, batch_size=args.batch_size)
+        skipped = [*skipped, *index.skipped]
+        if args.json:
+            summary = {"indexed": len(index), "skipped": skipped, **index.last_build}
+            print(json.dumps({**summary, "store": str(store), "model": index.model_id}))
+        else:
+            done = ", ".join(f"{n} {what}" for what, n in index.last_build.items())
+            print(f"Indexed {len(index)} images with {index.model_id} into {store} ({done}).")
+            if skipped:
+                print(_skipped_table(skipped))
+        return 0
+    index, run = build_index(
+        products, paths, embedder, skipped=skipped, batch_size=args.batch_size, workers=args.workers, cache=args.cache
+    )
+    out = index.save(store.location or args.out)
+    counts = {"embedded": run.embedded, "cached": run.cached, "seconds": round(run.seconds, 3)}
     if args.json:
-        print(json.dumps({"indexed": len(index), "skipped": index.skipped, "index": str(out), "model": index.model_id}))
-    else:
-        print(f"Indexed {len(index)} images with {index.model_id} into {out}.")
+        print(
+            json.dumps(
+                {"indexed": len(index), "skipped": index.skipped, "index": str(out), "model": index.model_id, **counts}
+            )
+        )
+        return 0
+    print(
+        f"Indexed {len(index)} images with {index.model_id} into {out} "
+        f"({run.embedded} embedded, {run.cached} from the cache, {run.images_per_second:.1f} images/s)."
+    )
+    if index.skipped:
+        print(_skipped_table(index.skipped))
     return 0
+
+
+def _skipped_table(skipped: list[dict], limit: int = 30) -> str:
+    """The files indexing skipped, and why, most common reason first."""
+    reasons: dict[str, int] = {}
+    for item in skipped:
+        reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+    rows = [f"Skipped {len(skipped)} file(s):", f"  {'file':<40}  reason"]
+    for item in sorted(skipped, key=lambda s: (-reasons[s["reason"]], s["path"]))[:limit]:
+        rows.append(f"  {Path(item['path']).name[:40]:<40}  {item['reason']}")
+    if len(skipped) > limit:
+        rows.append(f"  ... and {len(skipped) - limit} more (use --json for the full list)")
+    return "\n".join(rows)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -206,6 +284,55 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_table, run_bench, save_plot
+    from .workspace import cache_dir
+
+    try:
+        sizes = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
+    except ValueError:
+        raise CourseError(f"--sizes {args.sizes!r}: give index sizes separated by commas, e.g. 1000,100000.") from None
+    if not sizes or min(sizes) < 10:
+        raise CourseError("--sizes: each index size must be at least 10.")
+    result = run_bench(
+        arch=args.arch,
+        device=args.device,
+        n_images=args.n_images,
+        sizes=sizes,
+        model=args.model,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        faiss_method=args.faiss_method,
+        log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+    )
+    if args.chroma:
+        from .chroma_store import bench_chroma
+
+        try:
+            chroma_sizes = sorted({int(size.replace("_", "")) for size in args.chroma.split(",") if size.strip()})
+        except ValueError:
+            raise CourseError(f"--chroma {args.chroma!r}: give index sizes separated by commas.") from None
+        # clustered vectors of CLIP ViT-B/32's size, like the FAISS timings beside them
+        result["chroma"] = bench_chroma(
+            chroma_sizes,
+            dim=512,
+            vectors="clustered",
+            progress=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+        )
+    out = Path(args.out) if args.out else None
+    name = f"bench-{result['arch']}-{result['device'].replace(':', '')}.png"
+    result["plot"] = str(save_plot(result, out.with_suffix(".png") if out else cache_dir() / "bench" / name))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result) if args.json else f"{format_table(result)}\n\nPlot: {result['plot']}")
+    if args.chroma and not args.json:
+        from .chroma_store import format_bench
+
+        print(f"\nChroma against exact search:\n{format_bench(result['chroma'])}")
+    return 0
+
+
 COMMANDS = {
     "catalog": cmd_catalog,
     "index": cmd_index,
@@ -213,6 +340,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "eval": cmd_eval,
     "train-mini-clip": cmd_train,
+    "bench": cmd_bench,
 }
 
 

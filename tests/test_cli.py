@@ -23,7 +23,8 @@ def test_search_json_shape(cli_env, capsys):
     code, out, err = run(capsys, "search", "red circle", "-k", "3", "--json")
     assert code == 0
     data = json.loads(out)
-    assert {"query", "model", "results"} <= set(data) and data["query"] == "red circle"
+    assert {"query", "model", "results", "match", "plan"} <= set(data) and data["query"] == "red circle"
+    assert isinstance(data["match"], bool) and all(isinstance(r["weak"], bool) for r in data["results"])
     assert [r["rank"] for r in data["results"]] == [1, 2, 3]
     first = data["results"][0]
     assert {"rank", "name", "similarity", "path", "product"} <= set(first)
