@@ -86,7 +86,8 @@ def answer_offline(prompt: str) -> str:
         priced = [e for e in matches if e.get("price") is not None]
         priced.sort(key=lambda e: e["price"], reverse=intent.sort == "desc")
         word = "cheapest" if intent.sort == "asc" else "most expensive"
-        scope = f"'{intent.describe()}' " if intent.has_attributes or intent.min_price or intent.max_price else ""
+        asked = intent.describe(sort=False)
+        scope = f"'{asked}' " if asked != "anything" else ""
         if priced:
             return (
                 f"{OFFLINE_LABEL} The {word} of the {len(matches)} retrieved {scope}products is {_describe(priced[0])}."

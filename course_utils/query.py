@@ -81,8 +81,8 @@ class QueryIntent:
             return False
         return not (self.max_price is not None and (price is None or price > self.max_price))
 
-    def describe(self) -> str:
-        """A short human phrase for what was understood, e.g. ``red circle, under $20``."""
+    def describe(self, sort: bool = True) -> str:
+        """A short human phrase for what was understood, e.g. ``red, circle, under $20``."""
         parts = sorted(self.colors) + sorted(self.patterns) + sorted(self.shapes) + sorted(self.categories)
         if self.min_price is not None and self.max_price is not None:
             parts.append(f"${self.min_price:g}-${self.max_price:g}")
@@ -90,7 +90,7 @@ class QueryIntent:
             parts.append(f"under ${self.max_price:g}")
         elif self.min_price is not None:
             parts.append(f"over ${self.min_price:g}")
-        if self.sort:
+        if self.sort and sort:
             parts.append("cheapest first" if self.sort == "asc" else "most expensive first")
         return ", ".join(parts) or "anything"
 

@@ -221,3 +221,39 @@ def projection_2d(
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def metrics_by_type(report: dict, metric: str = "r_precision"):
+    """A bar per query type (colour, shape, ...) of one metric from an evaluation report.
+
+    Shows *where* retrieval fails. Introduced in 08_evaluating_image_rag.
+    """
+    types = list(report["by_type"])
+    values = [report["by_type"][t][metric] for t in types]
+    fig = _figure(6, 3)
+    ax = fig.add_subplot()
+    bars = ax.bar(types, values, color=[STRONG_COLOR if v >= 0.9 else WEAK_COLOR for v in values])
+    ax.bar_label(bars, fmt="%.2f")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{metric.replace('_', ' ')} by query type ({report['model']})")
+    return fig
+
+
+def score_distributions(present: Sequence[float], absent: Sequence[float], threshold: float | None = None):
+    """Histograms of the best-hit similarity for queries the catalog has and for ones it lacks.
+
+    The gap between them is what lets a system say "we don't have that". Introduced in
+    08_evaluating_image_rag.
+    """
+    fig = _figure(7, 3)
+    ax = fig.add_subplot()
+    bins = np.linspace(min(min(present), min(absent)), max(max(present), max(absent)), 30)
+    ax.hist(present, bins=bins, alpha=0.7, color=STRONG_COLOR, label=f"in the catalog ({len(present)})")
+    ax.hist(absent, bins=bins, alpha=0.7, color=WEAK_COLOR, label=f"not in the catalog ({len(absent)})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("similarity of the best hit")
+    ax.set_ylabel("queries")
+    ax.legend()
+    return fig

@@ -429,3 +429,62 @@ def ask_panel(rag: Any, k: int = 3) -> AskPanel:
     Introduced in 05_image_rag_pipeline.
     """
     return AskPanel(rag, k=k)
+
+
+# --------------------------------------------------------------------------- 08: plain vs hybrid
+
+
+def _grounding_line(result: Any) -> str:
+    report = result.grounding
+    if report is None or report.ok:
+        return _info("grounding check: every product and price named was retrieved")
+    problems = [*report.unknown_products, *report.not_retrieved]
+    problems += [f"{w['product']} at ${w['said']:.2f}" for w in report.wrong_prices]
+    return _warning("grounding check flags: " + ", ".join(problems))
+
+
+class PlanComparisonPanel(Panel):
+    """One question, answered with plain CLIP top-k and with the hybrid planner side by side.
+
+    Introduced in 08_evaluating_image_rag.
+    """
+
+    def __init__(self, rag: Any, k: int = 3) -> None:
+        super().__init__()
+        self.rag, self.k = rag, k
+        self.query = widgets.Text(
+            value="", placeholder="e.g. What is the most expensive product?", description="Question"
+        )
+        self.query.layout.width = "420px"
+        self.button = widgets.Button(description="Compare", button_style="primary")
+        self.columns = {plan: widgets.VBox(layout=_layout(width="50%")) for plan in ("none", "hybrid")}
+        self._connect(self.button)
+        self.widget = widgets.VBox(
+            [widgets.HBox([self.query, self.button]), self.message, widgets.HBox(list(self.columns.values()))]
+        )
+
+    def _run(self):
+        query = _query_text(self.query)
+        if query is None:
+            self.message.value = _info("Type a question first, e.g. 'What is the most expensive product?'.")
+            return None
+        results = {plan: self.rag.answer(query, k=self.k, plan=plan) for plan in self.columns}
+        titles = {"none": "Plain CLIP top-k", "hybrid": "Hybrid planner"}
+        for plan, result in results.items():
+            self.columns[plan].children = [
+                widgets.HTML(value=f"<b>{titles[plan]}</b> <small>({html.escape(result.plan)})</small>"),
+                widgets.HBox([_result_card(hit) for hit in result.hits], layout=_layout(flex_flow="row wrap")),
+                widgets.HTML(value=_answer_box(result, "Answer")),
+                widgets.HTML(value=_grounding_line(result)),
+            ]
+        self.last = (results["none"], results["hybrid"])
+        return self.last
+
+
+def plan_comparison_panel(rag: Any, k: int = 3) -> PlanComparisonPanel:
+    """A question box → plain top-k and hybrid retrieval, their answers and grounding, side by side.
+
+    ``.last`` is ``(plain, hybrid)``, two :class:`~course_utils.rag.RAGResult`.
+    Introduced in 08_evaluating_image_rag.
+    """
+    return PlanComparisonPanel(rag, k=k)

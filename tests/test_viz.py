@@ -145,3 +145,20 @@ def test_show_results_notes_a_retrieval_without_a_match(products, paths):
     assert "may not have this" in fig._suptitle.get_text()
     fig = show_results(Retrieval("pink square", hits, plan="none", match=True), query="pink square")
     assert "may not have" not in fig._suptitle.get_text()
+
+
+def test_metrics_by_type_has_a_bar_per_type():
+    from course_utils.viz import metrics_by_type
+
+    report = {"model": "m", "by_type": {"color": {"r_precision": 1.0}, "shape": {"r_precision": 0.5}}}
+    fig = metrics_by_type(report)
+    assert len(fig.axes[0].patches) == 2
+
+
+def test_score_distributions_marks_the_threshold():
+    from course_utils.viz import score_distributions
+
+    fig = score_distributions([0.5, 0.6], [0.1, 0.2], threshold=0.35)
+    ax = fig.axes[0]
+    assert any(abs(line.get_xdata()[0] - 0.35) < 1e-9 for line in ax.get_lines())
+    assert len(ax.get_legend().get_texts()) == 3

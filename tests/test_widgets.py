@@ -256,3 +256,17 @@ def test_ask_panel_empty_question_is_a_friendly_message(tiny_embedder, tiny_inde
     panel.button.click()
     assert panel.last is None and "Type a question" in panel.message.value
     assert panel.with_rag.value == "" and panel.results.children == ()
+
+
+def test_plan_comparison_panel_answers_both_ways(tiny_index, tiny_embedder):
+    from course_utils.rag import ImageRAG
+    from course_utils.widgets import plan_comparison_panel
+
+    panel = plan_comparison_panel(ImageRAG(tiny_index, tiny_embedder), k=2)
+    panel.query.value = "What is the most expensive product?"
+    plain, hybrid = panel.run()
+    assert plain.plan == "none" and hybrid.plan.startswith("hybrid")
+    assert hybrid.hits[0].product.name == "Tool M"  # price order, whatever the random model sees
+    assert len(panel.columns["hybrid"].children) == 4
+    panel.query.value = "  "
+    assert panel.run() is None and "Type a question" in panel.message.value
