@@ -142,3 +142,9 @@ def test_report_environment_names_versions_device_model_and_no_key(monkeypatch, 
     report_environment()
     out = capsys.readouterr().out
     assert "openai/clip-vit-large-patch14" in out and "sk-secret-value-123" not in out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_readme_links_every_notebook_on_colab(path):
+    readme = (ROOT / "README.md").read_text()
+    assert f"]({sync.colab_url(URL, path.name)})" in readme
