@@ -57,9 +57,18 @@ class Product:
     color: str
     color_name: str
     pattern: str
-    price: float
+    price: float | None  # None only for a photo known by its file name (see from_file_name)
     category: str
     description: str = ""
+
+    @classmethod
+    def from_file_name(cls, stem: str) -> Product:
+        """A product known only by its image's file name: a photo folder indexed without a catalog.json.
+
+        Its look, pattern and category are ``"unknown"`` and its price ``None``: only the picture
+        says what it is. Introduced in 03_image_retrieval (exercise: index your own photos).
+        """
+        return cls(_clean_text(stem) or "image", "unknown", "", "unknown", "unknown", None, "unknown")
 
     @property
     def slug(self) -> str:
@@ -68,6 +77,8 @@ class Product:
 
     def metadata_line(self) -> str:
         """One line describing the product, as it appears in an LLM prompt."""
+        if self.price is None:
+            return f"{self.name}: a photo; colour, shape, pattern, price and category unknown"
         line = (
             f"{self.name}: {self.color_name} {self.shape}, {self.pattern} pattern, "
             f"${self.price:.2f}, category {self.category}"

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per forward pass for the pipeline (default: per device)")
     p.add_argument("--workers", type=int, help="decoding threads for the pipeline (default: per device)")
     p.add_argument("--faiss-method", choices=("auto", "flat", "ivf"), default="auto", help="FAISS index to time")
+    p.add_argument("--repeat", type=int, default=1, help="measure each method this many times, keep the best")
     p.add_argument(
         "--chroma",
         metavar="SIZES",
@@ -303,6 +304,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         faiss_method=args.faiss_method,
+        repeat=args.repeat,
         log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
     )
     if args.chroma:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CourseError
-from .images import ImageLike, open_image
+from .images import ImageLike
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 BUNDLED_MODEL_DIR = Path(__file__).with_name("models") / "mini-clip"
@@ -125,26 +125,17 @@ class CLIPEmbedder:
         batch_size: int | None = None,
         progress: bool | None = None,
     ) -> np.ndarray:
-        """Embed images (paths or PIL images) in batches as rows of an (n, d) float32 array."""
-        import torch
-        from tqdm.auto import tqdm
+        """Embed images (paths or PIL images) in batches as rows of an (n, d) float32 array.
+
+        Worker threads decode the next images while the model runs (see :mod:`course_utils.pipeline`);
+        a file that is not a usable image raises :class:`CourseError` saying why.
+        """
+        from .pipeline import embed_images
 
         images = list(images)
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch_size = batch_size or DEFAULT_BATCH_SIZE.get(self.device.split(":")[0], 16)
-        if batch_size <= 0:
-            raise CourseError(f"batch_size must be a positive number, got {batch_size}.")
-        show = len(images) > PROGRESS_BAR_MIN if progress is None else progress
-        chunks = []
-        with tqdm(total=len(images), disable=not show, desc="Embedding images", unit="img") as bar:
-            for start in range(0, len(images), batch_size):
-                batch = [open_image(item) for item in images[start : start + batch_size]]
-                pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
-                with torch.inference_mode():
-                    chunks.append(features_to_array(self.model.get_image_features(pixel_values=pixels)))
-                bar.update(len(batch))
-        return np.concatenate(chunks)
+        return embed_images(self, images, batch_size=batch_size, progress=progress, on_error="raise").vectors
 
 
 def resolve_model_name(model: str | os.PathLike | None = None) -> str:

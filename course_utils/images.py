@@ -5,7 +5,10 @@ Introduced in 02_clip_embeddings.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import struct
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -40,35 +43,87 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(source: ImageLike) -> Image.Image:
-    """Open a path (or take a PIL image), apply EXIF rotation, keep the first frame, return RGB.
+class UnusableImage(CourseError):
+    """A file that cannot be used as an image; ``reason`` says why in a few words.
 
-    Raises :class:`CourseError` with the reason for files that are not usable images.
+    Indexing collects these as ``{"path", "reason"}`` and carries on. Introduced in 03_image_retrieval.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{Path(path).name}: {reason}.")
+
+
+def read_error_reason(path: Path, exc: OSError) -> str:
+    """Say in a few words why reading ``path`` failed (permissions, a symlink loop, a broken link...)."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symbolic link" if path.is_symlink() else "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not an image"
+    return f"cannot read the file ({exc.strerror or exc})"
+
+
+def open_image(source: ImageLike | bytes, min_size: int | None = None, name: str | None = None) -> Image.Image:
+    """Open a path, raw file bytes or a PIL image: EXIF rotation applied, first frame, RGB.
+
+    The pixel count is checked from the header, before any decoding, so a decompression bomb
+    costs no memory. ``min_size`` lets a large JPEG decode at 1/2, 1/4 or 1/8 scale (DCT
+    scaling) as long as both sides stay at least ``min_size`` pixels: much faster for photos
+    that are resized to the model's input anyway.
+
+    Raises :class:`UnusableImage` (a :class:`CourseError`) with the reason for files that are
+    not usable images.
     """
     if isinstance(source, Image.Image):
         return to_rgb(source)
-    path = Path(source)
+    if isinstance(source, bytes):
+        path, fp = Path(name or "image"), io.BytesIO(source)
+    else:
+        path = Path(source)
+        fp = path
     try:
-        with Image.open(path) as image:
+        with Image.open(fp) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise CourseError(
-                    f"{path.name}: {image.width}x{image.height} pixels is larger than the "
-                    f"{MAX_PIXELS:,}-pixel limit (a decompression bomb or a huge scan); resize it first."
+                raise UnusableImage(
+                    path,
+                    f"{image.width}x{image.height} pixels is over the {MAX_PIXELS:,}-pixel limit "
+                    "(a decompression bomb or a huge scan); resize it first",
                 )
             image.seek(0)  # animated GIF/WebP: the first frame
+            if min_size and image.format == "JPEG":
+                image.draft("RGB", (min_size, min_size))
             image.load()
-            image = ImageOps.exif_transpose(image)
+            try:
+                image = ImageOps.exif_transpose(image)
+            except Exception:  # a damaged EXIF block should not cost the picture
+                pass
             return to_rgb(image)
     except CourseError:
         raise
-    except FileNotFoundError:
-        raise CourseError(f"{path}: file not found.") from None
-    except PermissionError:
-        raise CourseError(f"{path.name}: permission denied.") from None
-    except IsADirectoryError:
-        raise CourseError(f"{path.name}: is a directory, not an image.") from None
-    except Image.DecompressionBombError:
-        raise CourseError(f"{path.name}: refused as a decompression bomb (too many pixels).") from None
-    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        reason = "empty file" if path.exists() and path.stat().st_size == 0 else f"not a readable image ({exc})"
-        raise CourseError(f"{path.name}: {reason}.") from None
+    except OSError as exc:
+        if fp is path and not isinstance(exc, Image.UnidentifiedImageError) and exc.errno is not None:
+            raise UnusableImage(path, read_error_reason(path, exc)) from None
+        raise UnusableImage(path, _decode_error_reason(path, source, exc)) from None
+    except Image.DecompressionBombError as exc:
+        raise UnusableImage(path, f"refused as a decompression bomb ({str(exc).rstrip('.')})") from None
+    except (SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, struct.error, MemoryError) as exc:
+        # Pillow's parsers raise many exception types on damaged files
+        raise UnusableImage(path, f"damaged or unsupported image ({type(exc).__name__}: {exc})") from None
+
+
+def _decode_error_reason(path: Path, source: object, exc: OSError) -> str:
+    size = len(source) if isinstance(source, bytes) else (path.stat().st_size if path.exists() else None)
+    if size == 0:
+        return "empty file"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        if path.suffix.lower() in (".heic", ".heif"):
+            return "HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif)"
+        return "not an image (Pillow cannot identify the file format)"
+    if "truncated" in str(exc).lower():
+        return "truncated image (the file ends early)"
+    return f"damaged image ({exc})"

@@ -1,0 +1,570 @@
+"""How fast is indexing and search? The naive loops, the pipeline, the cache and search at scale, side by side.
+
+``python -m course_utils bench [--arch mini|vit-b-32] [--device D] [--n-images N] [--sizes 1000,100000] [--json]``
+
+Every figure is measured in one run on the same generated images (PNG files drawn with the
+catalog renderer), so the ratios compare like with like. The ceilings say how fast indexing
+could possibly go on this machine: the model alone on ready tensors, and decoding plus
+preprocessing alone on the best number of threads. Introduced in 03_image_retrieval (going further: search at scale).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .catalog import COLOR_HEX, PATTERNS, SHAPES, Product, draw_item
+from .embeddings import (
+    BUNDLED_MODEL_DIR,
+    DEFAULT_BATCH_SIZE,
+    CLIPEmbedder,
+    features_to_array,
+    load_clip,
+    pick_device,
+)
+from .errors import CourseError
+from .images import open_image
+
+ARCHS = ("mini", "vit-b-32")
+DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+QUERIES = (
+    "a red circle",
+    "blue striped square",
+    "something green",
+    "a yellow dotted item",
+    "purple rectangle",
+    "an orange diamond",
+    "teal star",
+    "pink checkered hexagon",
+)
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def bench_embedder(arch: str = "mini", device: str | None = None, model: str | None = None) -> CLIPEmbedder:
+    """The model to time: ``model`` (hub name or folder) if given, else the bundled mini-CLIP or a random ViT-B/32.
+
+    ``vit-b-32`` is ``CLIPModel(CLIPConfig())``: the ViT-B/32 architecture with random weights
+    (throughput does not depend on the weight values) and a 224 px ``CLIPImageProcessor``.
+    """
+    if model:
+        return load_clip(model, device=device)
+    if arch == "mini":
+        if not (BUNDLED_MODEL_DIR / "config.json").exists():
+            raise CourseError("The bundled mini-CLIP is not in this install: use --arch vit-b-32 or --model.")
+        return load_clip(str(BUNDLED_MODEL_DIR), device=device)
+    if arch != "vit-b-32":
+        raise CourseError(f"Unknown --arch {arch!r}; use one of {', '.join(ARCHS)}.")
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    from .mini_clip.train import TOKENIZER_DIR
+
+    device = pick_device(device)
+    tokenizer_dir = BUNDLED_MODEL_DIR if (BUNDLED_MODEL_DIR / "vocab.json").exists() else TOKENIZER_DIR
+    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir), model_max_length=77)
+    torch.manual_seed(0)
+    net = CLIPModel(CLIPConfig()).to(device).eval()
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer)
+    return CLIPEmbedder(net, processor, "vit-b-32-random@seed0", device, "random init")
+
+
+def render_images(n: int, out_dir: str | os.PathLike, start: int = 0, workers: int | None = None) -> list[Path]:
+    """Draw ``n`` different catalog-style images as PNG files in ``out_dir`` (item numbers make each unique)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    colors = list(COLOR_HEX.values())
+
+    def draw(i: int) -> Path:
+        path = out / f"item_{i:06d}.png"
+        shape, pattern = SHAPES[i % len(SHAPES)], PATTERNS[(i // len(SHAPES)) % len(PATTERNS)]
+        image = draw_item(shape, colors[(i * 7) % len(colors)], pattern, f"Item {i}", f"${5 + i % 90}.99")
+        image.save(path, format="PNG", compress_level=6)
+        return path
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(draw, range(start, start + n)))
+
+
+class PeakMemory:
+    """Peak resident memory (and CUDA memory) above the starting level while the block runs, in MB."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak_rss_mb = 0.0
+        self.peak_cuda_mb = 0.0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, AttributeError):
+            return 0
+
+    def __enter__(self) -> PeakMemory:
+        self._base = self.rss()
+        self._peak = self._base
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            self._cuda_base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, self.rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self.rss())
+        self.peak_rss_mb = (self._peak - self._base) / 2**20
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+            self.peak_cuda_mb = (torch.cuda.max_memory_allocated() - self._cuda_base) / 2**20
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _timed(device: str, fn: Callable[[], Any]) -> tuple[float, Any, PeakMemory]:
+    with PeakMemory(device) as memory:
+        _sync(device)
+        start = time.perf_counter()
+        value = fn()
+        _sync(device)
+        seconds = time.perf_counter() - start
+    return seconds, value, memory
+
+
+# --------------------------------------------------------------------------- the ways to embed
+
+
+def naive_per_image(embedder: CLIPEmbedder, paths: Sequence[Path]) -> np.ndarray:
+    """The first loop anyone writes: one image, one processor call, one forward pass, repeat."""
+    import torch
+
+    rows = []
+    for path in paths:
+        pixels = embedder.processor(images=[open_image(path)], return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            rows.append(features_to_array(embedder.model.get_image_features(pixel_values=pixels.to(embedder.device))))
+    return np.concatenate(rows)
+
+
+def naive_single_call(embedder: CLIPEmbedder, paths: Sequence[Path]) -> np.ndarray:
+    """Open everything, preprocess everything, one forward pass: fast-ish, but memory grows with the folder."""
+    import torch
+
+    pixels = embedder.processor(images=[open_image(p) for p in paths], return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        return features_to_array(embedder.model.get_image_features(pixel_values=pixels.to(embedder.device)))
+
+
+def model_only_ceiling(
+    embedder: CLIPEmbedder, paths: Sequence[Path], batch_sizes: Sequence[int], precision: str, min_images: int = 64
+) -> dict[int, float]:
+    """Images/s of forward passes alone, on pixel tensors already on the device, per batch size."""
+    import torch
+
+    from .pipeline import _autocast
+
+    size = max(batch_sizes)
+    pixels = embedder.processor(images=[open_image(p) for p in paths[:size]], return_tensors="pt")["pixel_values"]
+    if len(pixels) < size:  # fewer images than the biggest batch: repeat them
+        pixels = pixels.repeat(math.ceil(size / len(pixels)), 1, 1, 1)[:size]
+    pixels = pixels.to(embedder.device)
+    speeds = {}
+    for batch in batch_sizes:
+        x = pixels[:batch]
+        passes = max(3, math.ceil(min_images / batch))
+        with torch.inference_mode(), _autocast(embedder.device, precision):
+            embedder.model.get_image_features(pixel_values=x)  # warm-up at this shape
+            _sync(embedder.device)
+            start = time.perf_counter()
+            for _ in range(passes):
+                out = embedder.model.get_image_features(pixel_values=x)
+            features_to_array(out)
+            _sync(embedder.device)
+        speeds[batch] = batch * passes / (time.perf_counter() - start)
+    return speeds
+
+
+def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: int) -> float:
+    """Images/s of the pipeline's decode + preprocess step alone, on ``workers`` threads (no model)."""
+    from .pipeline import PixelRecipe, _Job, image_processor_of
+
+    processor = image_processor_of(embedder)
+    job = _Job(PixelRecipe.from_processor(processor), processor, None, True)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for what, _, _ in pool.map(job.run, paths, chunksize=8):
+            if what != "pixels":
+                raise RuntimeError("a benchmark image failed to decode")
+    return len(paths) / (time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------- search at scale
+
+
+def clustered_unit_vectors(n: int, dim: int, rng: np.random.Generator, centers: np.ndarray) -> np.ndarray:
+    """Unit vectors scattered around ``centers`` (cosine about 0.7 to their centre), like embeddings of
+    many photos of fewer kinds of things. Well-separated clusters make approximate search easy; the
+    FAISS timings here use the harder :class:`EmbeddingLikeVectors`.
+    """
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 65_536):
+        stop = min(n, start + 65_536)
+        block = rng.standard_normal((stop - start, dim), dtype=np.float32) / np.float32(math.sqrt(dim))
+        block += centers[rng.integers(0, len(centers), stop - start)]
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+class EmbeddingLikeVectors:
+    """Random unit vectors shaped like real embeddings: most of their length in a few dozen directions.
+
+    Real CLIP embeddings have a low intrinsic dimension; points here lie near a 32-dimensional
+    subspace with a decaying spectrum, plus a little noise in every direction. No clusters are built
+    in, so an IVF index gets no help it would not get from real data. Exact search costs the same on
+    any values; FAISS recall depends on this structure.
+    """
+
+    def __init__(self, dim: int, rng: np.random.Generator, intrinsic: int = 32, noise: float = 0.02):
+        self.rng = rng
+        rank = min(intrinsic, dim)
+        self.basis = np.linalg.qr(rng.standard_normal((dim, rank)))[0].T.astype(np.float32)
+        self.scales = (1.0 / np.sqrt(np.arange(1, rank + 1))).astype(np.float32)
+        self.noise = np.float32(noise)
+
+    def sample(self, n: int) -> np.ndarray:
+        dim = self.basis.shape[1]
+        out = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, 65_536):  # in blocks: bounded temporary memory for millions of rows
+            stop = min(n, start + 65_536)
+            z = self.rng.standard_normal((stop - start, len(self.scales)), dtype=np.float32) * self.scales
+            block = z @ self.basis + self.rng.standard_normal((stop - start, dim), dtype=np.float32) * self.noise
+            out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        return out
+
+
+def _median_ms(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> float:
+    fn(queries[0])
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        fn(q)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def search_benchmark(
+    dim: int,
+    sizes: Sequence[int],
+    faiss_method: str = "auto",
+    n_queries: int = 30,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Median per-query search time at each index size: exact float32, exact float16 and FAISS (+ recall@10).
+
+    The vectors are :class:`EmbeddingLikeVectors`; smaller sizes are prefixes of the largest set.
+    """
+    from .index import ImageIndex
+
+    largest = max(sizes)
+    vectors = EmbeddingLikeVectors(dim, np.random.default_rng(seed))
+    log(f"generating {largest:,} vectors of dimension {dim}")
+    data = vectors.sample(largest)
+    queries, tuning, held_out = vectors.sample(n_queries), vectors.sample(100), vectors.sample(200)
+    placeholder = Product.from_file_name("synthetic")
+    out: dict[str, Any] = {"search_ms": {}, "float16_search_ms": {}}
+    faiss_ok = importlib.util.find_spec("faiss") is not None
+    if faiss_ok:
+        out.update({"faiss_query_ms": {}, "faiss_recall_at_10": {}, "faiss_method": {}, "faiss_build_s": {}})
+    for n in sorted(sizes):
+        rows = data[:n]
+        index = ImageIndex(rows, [placeholder] * n, [""] * n, "synthetic")
+        out["search_ms"][str(n)] = _median_ms(lambda q, ix=index: ix.search(q, 10), queries)
+        half = ImageIndex(rows, [placeholder] * n, [""] * n, "synthetic", dtype="float16")
+        out["float16_search_ms"][str(n)] = _median_ms(lambda q, ix=half: ix.search(q, 10), queries)
+        del half
+        if faiss_ok:
+            from .faiss_search import FaissSearch, recall_at_k
+
+            start = time.perf_counter()
+            search = FaissSearch(rows, method=faiss_method, seed=seed)
+            # nprobe picked on tuning queries (with a margin), recall then measured on held-out ones
+            search.tune(rows, tuning, k=10, target=0.97)
+            out["faiss_build_s"][str(n)] = time.perf_counter() - start
+            out["faiss_method"][str(n)] = repr(search)
+            out["faiss_query_ms"][str(n)] = _median_ms(lambda q, s=search: s.search(q, 10), queries)
+            out["faiss_recall_at_10"][str(n)] = recall_at_k(search, rows, held_out, k=10)
+            del search
+        log(f"search at {n:,} rows: exact {out['search_ms'][str(n)]:.2f} ms")
+    return out
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def run_bench(
+    arch: str = "mini",
+    device: str | None = None,
+    n_images: int = 256,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    model: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    faiss_method: str = "auto",
+    repeat: int = 1,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Measure everything and return one flat dict (what ``bench --json`` prints).
+
+    ``repeat`` > 1 measures the embedding methods and the ceilings that many times, round-robin,
+    and keeps each one's best: fairer on a machine shared with other work.
+
+    Introduced in 03_image_retrieval (going further: search at scale).
+    """
+    import torch
+    import transformers
+
+    from .pipeline import (
+        build_index,
+        default_workers,
+        embed_images,
+        folder_inputs,
+        image_processor_of,
+        resolve_precision,
+    )
+
+    if n_images < 2:
+        raise CourseError("--n-images must be at least 2.")
+    if repeat < 1:
+        raise CourseError("--repeat must be at least 1.")
+    embedder = bench_embedder(arch, device, model)
+    device = embedder.device
+    kind = device.split(":")[0]
+    precision = resolve_precision("auto", device)
+    batch_size = batch_size or DEFAULT_BATCH_SIZE.get(kind, 16)
+    workers = workers or default_workers(device)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    result: dict[str, Any] = {
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if kind == "cuda" else platform.processor() or "cpu",
+        "cpu_cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "arch": "model" if model else arch,
+        "model_id": embedder.model_id,
+        "n_images": n_images,
+        "batch_size": batch_size,
+        "workers": workers,
+        "precision": precision,
+        "repeat": repeat,
+        "image_processor": type(image_processor_of(embedder)).__name__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
+    with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
+        folder = Path(tmp) / "images"
+        log(f"rendering {n_images} images")
+        paths = render_images(n_images, folder)
+
+        log("warming up")
+        embed_images(embedder, paths[: min(len(paths), 2 * batch_size)], batch_size=batch_size, progress=False)
+        naive_per_image(embedder, paths[:2])
+
+        log("model-only ceiling")
+        candidates = (32, 64, 128, 256, 512) if kind == "cuda" else (1, 4, 8, 16, 32, 64)
+        speeds: dict[int, float] = {}
+        for _ in range(repeat):
+            for batch, ips in model_only_ceiling(
+                embedder, paths, candidates, precision, 2048 if kind == "cuda" else 64
+            ).items():
+                speeds[batch] = max(speeds.get(batch, 0.0), ips)
+        best = max(speeds, key=speeds.get)
+        result.update(model_only_ips=speeds[best], model_only_batch=best, model_only_by_batch=speeds)
+        if precision != "fp32":
+            fp32 = model_only_ceiling(embedder, paths, (best,), "fp32", 2048)
+            result["model_only_fp32_ips"] = fp32[best]
+
+        log("preprocessing ceiling")
+        # the best thread count, not simply one per core: threads beyond a few contend for Python's GIL
+        threads = sorted({max(1, cores // 4), max(1, cores // 2), cores})
+        by_threads = {t: max(preprocess_ceiling(embedder, paths, t) for _ in range(repeat)) for t in threads}
+        best_threads = max(by_threads, key=by_threads.get)
+        result.update(
+            preprocess_ceiling_ips=by_threads[best_threads],
+            preprocess_ceiling_threads=best_threads,
+            preprocess_by_threads=by_threads,
+        )
+
+        # the three ways to embed, round-robin: with repeat > 1 each keeps its best round, which is the
+        # one least disturbed by whatever else the machine was doing
+        methods = {
+            "naive_per_image": lambda: naive_per_image(embedder, paths),
+            "naive_single_call": lambda: naive_single_call(embedder, paths),
+            "pipeline": lambda: embed_images(embedder, paths, batch_size=batch_size, workers=workers, progress=False),
+        }
+        outputs: dict[str, Any] = {}
+        for round_ in range(repeat):
+            for name, method in methods.items():
+                log(f"{name.replace('_', ' ')} (round {round_ + 1} of {repeat})")
+                seconds, outputs[name], memory = _timed(device, method)
+                if n_images / seconds > result.get(f"{name}_ips", 0.0):
+                    result[f"{name}_ips"] = n_images / seconds
+                result[f"{name}_peak_mb"] = max(result.get(f"{name}_peak_mb", 0.0), memory.peak_rss_mb)
+                if kind == "cuda":
+                    result[f"{name}_peak_cuda_mb"] = max(result.get(f"{name}_peak_cuda_mb", 0.0), memory.peak_cuda_mb)
+        run, single = outputs["pipeline"], outputs["naive_single_call"]
+        result["pipeline_preprocess"] = run.settings["preprocess"]
+        result["pipeline_vs_naive_min_cosine"] = float(np.min(np.sum(run.vectors * single, axis=1)))
+        del outputs, single
+
+        log("re-indexing with the cache")
+        options = {"cache": Path(tmp) / "cache", "batch_size": batch_size, "workers": workers, "progress": False}
+
+        def index_the_folder() -> Any:
+            products, files, skipped = folder_inputs(folder)
+            return build_index(products, files, embedder, skipped=skipped, **options)[1]
+
+        first, cold, _ = _timed(device, index_the_folder)
+        again, warm, _ = _timed(device, index_the_folder)
+        render_images(10, folder, start=n_images)
+        _, grown, _ = _timed(device, index_the_folder)
+        result.update(
+            first_index_s=first,
+            first_index_embedded=cold.embedded,
+            reindex_s=again,
+            reindex_speedup=first / again,
+            reindex_embedded=warm.embedded,
+            reindex_from_cache=warm.cached,
+            added_10_embedded=grown.embedded,
+        )
+
+    log("text embedding")
+    texts = np.array(QUERIES)
+    result["text_embed_ms"] = _median_ms(lambda q: embedder.embed_texts([str(q)]), texts)
+    search = search_benchmark(embedder.dim, sizes, faiss_method=faiss_method, log=log)
+    result.update(search)
+    result["query_ms"] = {n: result["text_embed_ms"] + ms for n, ms in search["search_ms"].items()}
+    if "faiss_query_ms" in search:
+        result["faiss_query_ms"] = {n: result["text_embed_ms"] + ms for n, ms in search["faiss_query_ms"].items()}
+        result["faiss_search_ms"] = search["faiss_query_ms"]
+
+    bound = min(result["model_only_ips"], result["preprocess_ceiling_ips"])
+    result.update(
+        pipeline_vs_per_image=result["pipeline_ips"] / result["naive_per_image_ips"],
+        pipeline_vs_single_call=result["pipeline_ips"] / result["naive_single_call_ips"],
+        pipeline_vs_model_only=result["pipeline_ips"] / result["model_only_ips"],
+        pipeline_vs_bound=result["pipeline_ips"] / bound,
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The figures as a plain-text table."""
+    lines = [
+        f"Benchmark: {result['arch']} ({result['model_id']}) on {result['device']} ({result['device_name']}), "
+        f"{result['n_images']} images, batch {result['batch_size']}, {result['workers']} workers, "
+        f"{result['precision']}",
+        "",
+        f"{'indexing':<38} {'images/s':>10} {'vs per-image':>13} {'peak RAM MB':>12}",
+    ]
+    per_image = result["naive_per_image_ips"]
+    rows = [
+        ("naive per-image loop", result["naive_per_image_ips"], result.get("naive_per_image_peak_mb")),
+        ("naive single call (whole list)", result["naive_single_call_ips"], result.get("naive_single_call_peak_mb")),
+        ("pipeline", result["pipeline_ips"], result.get("pipeline_peak_mb")),
+        (f"model-only ceiling (batch {result['model_only_batch']})", result["model_only_ips"], None),
+        (
+            f"preprocess ceiling ({result['preprocess_ceiling_threads']} threads)",
+            result["preprocess_ceiling_ips"],
+            None,
+        ),
+        ("re-index from cache", result["n_images"] / result["reindex_s"], None),
+    ]
+    for name, ips, mb in rows:
+        memory = f"{mb:>12.0f}" if mb is not None else f"{'':>12}"
+        lines.append(f"{name:<38} {ips:>10.1f} {ips / per_image:>12.1f}x {memory}")
+    lines += [
+        "",
+        f"pipeline: {result['pipeline_vs_model_only']:.0%} of the model-only ceiling, "
+        f"{result['pipeline_vs_bound']:.0%} of the lower ceiling, "
+        f"{result['pipeline_vs_single_call']:.2f}x the single call; "
+        f"same vectors as the naive path (min cosine {result['pipeline_vs_naive_min_cosine']:.4f})",
+        f"re-index of the unchanged folder: {result['first_index_s']:.2f} s -> {result['reindex_s']:.3f} s "
+        f"({result['reindex_speedup']:.0f}x, {result['reindex_embedded']} embedded); "
+        f"10 new images -> {result['added_10_embedded']} embedded",
+        "",
+        f"query latency (text embedding {result['text_embed_ms']:.1f} ms + search), ms per query:",
+        f"{'vectors':>10} {'exact fp32':>11} {'exact fp16':>11} {'FAISS':>9} {'recall@10':>10}  FAISS index",
+    ]
+    for n, ms in result["search_ms"].items():
+        faiss_ms = result.get("faiss_search_ms", {}).get(n)
+        recall = result.get("faiss_recall_at_10", {}).get(n)
+        lines.append(
+            f"{int(n):>10,} {ms:>11.2f} {result['float16_search_ms'][n]:>11.2f} "
+            f"{faiss_ms if faiss_ms is not None else float('nan'):>9.2f} "
+            f"{recall if recall is not None else float('nan'):>10.3f}  {result.get('faiss_method', {}).get(n, '-')}"
+        )
+    return "\n".join(lines)
+
+
+def save_plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Two panels: indexing speed by method, and search time against index size."""
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
+    names = ["per-image\nloop", "single\ncall", "pipeline", "model-only\nceiling", "preprocess\nceiling"]
+    values = [result[k] for k in ("naive_per_image_ips", "naive_single_call_ips", "pipeline_ips")]
+    values += [result["model_only_ips"], result["preprocess_ceiling_ips"]]
+    bars = left.bar(names, values, color=["#95A5A6", "#95A5A6", "#2ECC71", "#3498DB", "#3498DB"])
+    left.bar_label(bars, fmt="%.0f", fontsize=8)
+    left.set_yscale("log")
+    left.set_ylabel("images per second (log scale)")
+    left.set_title(f"Indexing {result['n_images']} images: {result['arch']} on {result['device']}")
+    sizes = [int(n) for n in result["search_ms"]]
+    right.loglog(sizes, list(result["search_ms"].values()), "o-", label="exact, float32")
+    right.loglog(sizes, list(result["float16_search_ms"].values()), "s--", label="exact, float16")
+    if result.get("faiss_search_ms"):
+        right.loglog(sizes, list(result["faiss_search_ms"].values()), "^-", label="FAISS")
+    right.set_xlabel("vectors in the index")
+    right.set_ylabel("ms per query (search only)")
+    right.set_title(f"Search (text embedding adds {result['text_embed_ms']:.1f} ms)")
+    right.legend()
+    right.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

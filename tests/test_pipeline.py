@@ -1,0 +1,373 @@
+"""The indexing pipeline: same vectors as the plain loop, the on-disk cache, folder indexes, float16 and FAISS."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import CLIPImageProcessor
+
+from course_utils import pipeline
+from course_utils.catalog import Product, default_catalog
+from course_utils.cli import main
+from course_utils.embeddings import features_to_array, l2_normalize
+from course_utils.errors import CourseError
+from course_utils.images import open_image
+from course_utils.index import ImageIndex
+from course_utils.pipeline import EmbeddingCache, PixelRecipe, embed_images, index_folder
+
+
+def plain_loop(embedder, items):
+    """The reference: the processor and the model, one image at a time."""
+    rows = []
+    for item in items:
+        pixels = embedder.processor(images=[open_image(item)], return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            rows.append(features_to_array(embedder.model.get_image_features(pixel_values=pixels)))
+    return np.concatenate(rows)
+
+
+@pytest.fixture
+def photos(tmp_path, catalog_dir):
+    """A copy of the rendered catalog without its catalog.json: a folder of 8 'photos'."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for png in sorted(catalog_dir.glob("*.png")):
+        shutil.copy(png, folder / png.name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "processor",
+    [
+        CLIPImageProcessor(),
+        CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        CLIPImageProcessor(size={"height": 50, "width": 40}, crop_size={"height": 45, "width": 45}),
+        CLIPImageProcessor(do_resize=False, crop_size={"height": 64, "width": 64}),
+    ],
+    ids=["vit-224", "tiny-32", "fixed-hw-padded-crop", "no-resize-padded"],
+)
+@pytest.mark.parametrize("size", [(256, 256), (300, 200), (199, 401), (33, 31), (17, 90)])
+def test_pixel_recipe_matches_the_processor(processor, size):
+    pixels = np.random.default_rng(sum(size)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    recipe = PixelRecipe.from_processor(processor)
+    assert recipe is not None
+    expected = processor(images=[image], return_tensors="pt")["pixel_values"]
+    got = recipe.to_pixel_values(torch.from_numpy(recipe.prepare(image).copy())[None])
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_recipe_declines_what_it_cannot_reproduce():
+    assert PixelRecipe.from_processor(CLIPImageProcessor(do_center_crop=False)) is None  # sizes would vary
+    assert PixelRecipe.from_processor(object()) is None
+
+
+@pytest.mark.parametrize("preprocess", ["fast", "processor"])
+def test_pipeline_gives_the_plain_loops_vectors(tiny_embedder, catalog_dir, preprocess):
+    paths = sorted(catalog_dir.glob("*.png"))
+    result = embed_images(tiny_embedder, paths, batch_size=3, workers=2, preprocess=preprocess)
+    assert result.kept == list(range(8)) and result.skipped == [] and result.embedded == 8
+    assert result.settings["preprocess"] == ("recipe" if preprocess == "fast" else "processor")
+    np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
+
+
+def test_batch_size_and_workers_do_not_change_the_vectors(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png")) * 3
+    one = embed_images(tiny_embedder, paths, batch_size=1, workers=1, prefetch_batches=1).vectors
+    many = embed_images(tiny_embedder, paths, batch_size=5, workers=4).vectors
+    np.testing.assert_allclose(one, many, atol=1e-5)
+    np.testing.assert_allclose(many[:8], many[8:16], atol=1e-6)  # order kept
+
+
+def test_pil_images_and_paths_mix(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))[:3]
+    mixed = [paths[0], Image.open(paths[1]), str(paths[2])]
+    np.testing.assert_allclose(embed_images(tiny_embedder, mixed).vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
+
+
+def test_embedder_raises_on_a_bad_file_but_pipeline_skips_it(tiny_embedder, catalog_dir, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not a picture")
+    good = sorted(catalog_dir.glob("*.png"))[:2]
+    with pytest.raises(CourseError, match="bad.png: not an image"):
+        tiny_embedder.embed_images([good[0], bad])
+    result = embed_images(tiny_embedder, [good[0], bad, good[1]])
+    assert result.kept == [0, 2] and result.vectors.shape == (2, tiny_embedder.dim)
+    assert result.skipped == [{"path": str(bad), "reason": "not an image (Pillow cannot identify the file format)"}]
+
+
+def test_progress_bar_reports_images_per_second(tiny_embedder, catalog_dir, capsys):
+    embed_images(tiny_embedder, sorted(catalog_dir.glob("*.png")), progress=True)
+    err = capsys.readouterr().err
+    assert "Embedding images" in err and "img/s" in err
+
+
+def test_bad_settings_are_user_errors(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))[:1]
+    for kwargs, message in [
+        ({"batch_size": -1}, "batch_size"),
+        ({"on_error": "ignore"}, "on_error"),
+        ({"precision": "fp8"}, "precision"),
+        ({"preprocess": "gpu"}, "preprocess"),
+    ]:
+        with pytest.raises(CourseError, match=message):
+            embed_images(tiny_embedder, paths, **kwargs)
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def test_reindexing_embeds_only_new_files(tiny_embedder, photos, tmp_path):
+    cache = tmp_path / "cache"
+    first = embed_images(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
+    assert (first.embedded, first.cached) == (8, 0)
+    again = embed_images(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
+    assert (again.embedded, again.cached) == (0, 8)
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    # two new photos, one renamed: only the new content is embedded
+    Image.new("RGB", (60, 40), (10, 200, 30)).save(photos / "new1.png")
+    Image.new("RGB", (40, 60), (200, 10, 30)).save(photos / "new2.png")
+    (photos / "widget_a.png").rename(photos / "renamed.png")
+    grown = embed_images(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
+    assert (grown.embedded, grown.cached) == (2, 8)
+
+
+def test_cache_is_per_model_and_preprocessing(tiny_embedder, photos, tmp_path, monkeypatch):
+    paths = sorted(photos.glob("*.png"))
+    embed_images(tiny_embedder, paths, cache=tmp_path / "c")
+    assert embed_images(tiny_embedder, paths, cache=tmp_path / "c", draft=False).cached == 0  # other settings
+    monkeypatch.setattr(tiny_embedder, "model_id", "another-model@123")
+    assert embed_images(tiny_embedder, paths, cache=tmp_path / "c").cached == 0  # another model
+    folders = sorted(str(p.relative_to(tmp_path / "c").parent) for p in (tmp_path / "c").rglob("*.npz"))
+    model_slug = folders[-1]
+    assert folders[0] == "another_model_123/" + folders[0].split("/")[1] and model_slug.startswith("tiny")
+    assert len(set(folders)) == 3  # two settings of the tiny model, one of the other
+
+
+def test_cache_survives_a_crash_mid_run(tiny_embedder, photos, tmp_path, monkeypatch):
+    paths = sorted(photos.glob("*.png"))
+    real = tiny_embedder.model.get_image_features
+    calls = []
+
+    def crash_on_third_batch(**kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(**kwargs)
+
+    monkeypatch.setattr(tiny_embedder.model, "get_image_features", crash_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        embed_images(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
+    monkeypatch.setattr(tiny_embedder.model, "get_image_features", real)
+    shards = list((tmp_path / "cache").rglob("*"))
+    assert not [p for p in shards if p.name.endswith(".tmp")]  # no half-written file
+    rerun = embed_images(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
+    assert (rerun.cached, rerun.embedded) == (6, 2)  # the two finished batches were kept
+    np.testing.assert_allclose(rerun.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
+
+
+def test_damaged_shard_is_ignored_and_shards_are_merged(tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path)
+    for i in range(5):
+        cache.put([f"d{i}"], np.full((1, 4), i, dtype=np.float32))
+    (tmp_path / "0-broken.npz").write_bytes(b"PK\x03\x04 not a zip")
+    monkeypatch.setattr(pipeline, "MAX_CACHE_SHARDS", 3)
+    reopened = EmbeddingCache(tmp_path)
+    assert len(reopened) == 5 and reopened.get("d3")[0] == 3
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # merged into one shard
+    assert len(EmbeddingCache(tmp_path)) == 5
+
+
+# --------------------------------------------------------------------------- folders and indexes
+
+
+def test_photo_folder_without_catalog_uses_file_names(tiny_embedder, photos, tmp_path):
+    (photos / "holiday").mkdir()
+    Image.new("RGB", (80, 50), (30, 30, 220)).save(photos / "holiday" / "Beach day.jpg")
+    (photos / ".hidden.png").write_bytes(b"ignored")
+    index = index_folder(photos, tiny_embedder, cache=tmp_path / "cache")
+    names = [p.name for p in index.products]
+    assert names == [
+        "gadget_x",
+        "gadget_y",
+        "gadget_z",
+        "Beach day",
+        "tool_m",
+        "tool_n",
+        "widget_a",
+        "widget_b",
+        "widget_c",
+    ]
+    assert index.products[3] == Product.from_file_name("Beach day") and index.products[3].price is None
+    assert index.skipped == []
+    path = index.save(tmp_path / "photos.npz")
+    loaded = ImageIndex.load(path)
+    assert loaded.products == index.products and loaded.paths == index.paths
+
+
+def test_catalog_folder_uses_the_catalog(tiny_embedder, catalog_dir, tmp_path):
+    index = index_folder(catalog_dir, tiny_embedder, cache=False)
+    assert index.products == default_catalog()
+
+
+def test_catalog_with_a_missing_image_skips_it(tiny_embedder, catalog_dir, tmp_path):
+    folder = tmp_path / "cat"
+    shutil.copytree(catalog_dir, folder)
+    (folder / "tool_m.png").unlink()
+    index = index_folder(folder, tiny_embedder, cache=False)
+    assert "Tool M" not in [p.name for p in index.products] and len(index) == 7
+    assert index.skipped == [{"path": str(folder / "tool_m.png"), "reason": "file not found"}]
+
+
+def test_a_folder_with_no_usable_image_is_a_clear_error(tiny_embedder, tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(CourseError, match="None of the 1 image"):
+        index_folder(tmp_path, tiny_embedder, cache=False)
+
+
+def test_search_and_ask_work_on_a_photo_index(tiny_embedder, photos, tmp_path):
+    from course_utils.rag import ImageRAG
+    from course_utils.retrieval import retrieve
+
+    index = index_folder(photos, tiny_embedder, cache=False)
+    for question in ("a red circle", "the cheapest product", "anything under $20"):
+        found = retrieve(question, index, tiny_embedder, k=3)
+        assert all(hit.product.price is None for hit in found)
+    result = ImageRAG(index, tiny_embedder).answer("What red things are there?", k=2)
+    assert result.used_rag and result.answer
+    assert "unknown" in Product.from_file_name("x").metadata_line()
+
+
+def test_skipped_files_are_saved_with_the_index(tiny_embedder, photos, tmp_path):
+    (photos / "empty.png").write_bytes(b"")
+    index = index_folder(photos, tiny_embedder, cache=False)
+    assert "1 files skipped" in repr(index)
+    loaded = ImageIndex.load(index.save(tmp_path / "i.npz"))
+    assert loaded.skipped == [{"path": str(photos / "empty.png"), "reason": "empty file"}]
+
+
+# --------------------------------------------------------------------------- float16 and FAISS
+
+
+def clustered(n, d=32, clusters=40, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = l2_normalize(rng.normal(size=(clusters, d)))
+    return l2_normalize(centers[rng.integers(0, clusters, n)] + rng.normal(size=(n, d)) / np.sqrt(d))
+
+
+def make_index(vectors, dtype="float32"):
+    n = len(vectors)
+    return ImageIndex(
+        vectors, [Product.from_file_name(f"p{i}") for i in range(n)], [f"{i}.png" for i in range(n)], "m", dtype=dtype
+    )
+
+
+def test_float16_storage_halves_memory_and_keeps_the_ranking(tmp_path):
+    vectors = clustered(2000)
+    exact, half = make_index(vectors), make_index(vectors, "float16")
+    assert half.embeddings.dtype == np.float16 and half.embeddings.nbytes == exact.embeddings.nbytes // 2
+    queries = clustered(20, seed=1)
+    for q in queries:
+        got, want = half.search(q, 10), exact.search(q, 10)
+        assert len(set(r for r, _ in got) & set(r for r, _ in want)) >= 9
+        assert abs(got[0][1] - want[0][1]) < 2e-3
+    loaded = ImageIndex.load(half.save(tmp_path / "half.npz"))
+    assert loaded.dtype == "float16" and loaded.embeddings.dtype == np.float16
+    with pytest.raises(CourseError, match="dtype"):
+        make_index(vectors, "int8")
+
+
+def test_faiss_flat_equals_exact_search():
+    pytest.importorskip("faiss")
+    index = make_index(clustered(500))
+    queries = clustered(10, seed=2)
+    exact = [index.search(q, 5) for q in queries]
+    index.use_faiss("flat")
+    for q, want in zip(queries, exact, strict=True):
+        got = index.search(q, 5)
+        assert [r for r, _ in got] == [r for r, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    assert len(index.search(queries[0], 10_000)) == 500  # k beyond the index: everything, as exact search
+    index.use_faiss(None)
+    assert index._faiss is None
+
+
+def test_faiss_ivf_recall_against_exact_search():
+    pytest.importorskip("faiss")
+    from course_utils.faiss_search import FaissSearch, recall_at_k
+
+    vectors = clustered(6000, clusters=60)
+    search = FaissSearch(vectors, method="ivf", nlist=64, nprobe=1)
+    queries = clustered(100, clusters=60, seed=3)
+    low = recall_at_k(search, vectors, queries, k=10)
+    reached = search.tune(vectors, clustered(50, clusters=60, seed=4), k=10, target=0.95)
+    high = recall_at_k(search, vectors, queries, k=10)
+    assert search.nprobe > 1 and reached >= 0.95
+    assert high >= 0.9 and high > low
+    index = make_index(vectors).use_faiss("ivf", nlist=64)
+    hits = index.search(queries[0], 10)
+    assert len(hits) == 10 and hits[0][1] >= hits[-1][1]
+
+
+def test_faiss_method_is_checked():
+    pytest.importorskip("faiss")
+    with pytest.raises(CourseError, match="Unknown FAISS method"):
+        make_index(clustered(50)).use_faiss("hnsw")
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, tiny_clip_dir):
+    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    return tmp_path
+
+
+def test_cli_index_json_reports_cache_use(cli_env, photos, capsys):
+    out = cli_env / "idx.npz"
+    assert main(["index", str(photos), "--out", str(out), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert {"indexed", "skipped", "index", "model", "embedded", "cached", "seconds"} <= set(first)
+    assert (first["indexed"], first["embedded"], first["cached"], first["skipped"]) == (8, 8, 0, [])
+    assert main(["index", str(photos), "--out", str(out), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["embedded"], again["cached"]) == (0, 8)
+    assert main(["index", str(photos), "--out", str(out), "--json", "--no-cache"]) == 0
+    assert json.loads(capsys.readouterr().out)["embedded"] == 8
+    assert main(["search", "red", "--index", str(out), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 3
+    assert main(["search", "red", "--index", str(out)]) == 0
+    assert "price" in capsys.readouterr().out
+
+
+def test_cli_prints_a_table_of_skipped_files(cli_env, photos, capsys):
+    (photos / "broken.jpg").write_text("hello")
+    (photos / "notes.txt").write_text("hello")
+    assert main(["index", str(photos), "--out", str(cli_env / "i.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "Indexed 8 images" in out and "Skipped 2 file(s)" in out
+    assert "broken.jpg" in out and "not an image (Pillow cannot identify" in out
+    assert "notes.txt" in out and "not an image file type ('.txt')" in out
+
+
+def test_ctrl_c_mid_run_keeps_the_previous_index(cli_env, photos, capsys, monkeypatch, tiny_embedder):
+    out = cli_env / "idx.npz"
+    assert main(["index", str(photos), "--out", str(out), "--no-cache"]) == 0
+    before = out.read_bytes()
+    Image.new("RGB", (50, 50), (0, 0, 0)).save(photos / "extra.png")
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tiny_embedder.model, "get_image_features", interrupted)
+    assert main(["index", str(photos), "--out", str(out), "--no-cache"]) == 130
+    assert out.read_bytes() == before
+    assert len(ImageIndex.load(out)) == 8
+    assert sorted(p.name for p in cli_env.iterdir() if p.suffix in (".npz", ".tmp")) == ["idx.npz"]
