@@ -78,3 +78,12 @@ def tiny_index(tiny_embedder, catalog_dir):
 
     products = default_catalog()
     return ImageIndex.build(products, [catalog_dir / f"{p.slug}.png" for p in products], tiny_embedder)
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, tiny_clip_dir):
+    """The command line on the tiny model, offline, with its own cache folder."""
+    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    return tmp_path

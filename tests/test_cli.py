@@ -5,14 +5,6 @@ import pytest
 from course_utils.cli import main
 
 
-@pytest.fixture
-def cli_env(monkeypatch, tmp_path, tiny_clip_dir):
-    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
-    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("COURSE_OFFLINE", "1")
-    return tmp_path
-
-
 def run(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -322,14 +322,6 @@ def test_faiss_method_is_checked():
 # --------------------------------------------------------------------------- the CLI
 
 
-@pytest.fixture
-def cli_env(monkeypatch, tmp_path, tiny_clip_dir):
-    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
-    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("COURSE_OFFLINE", "1")
-    return tmp_path
-
-
 def test_cli_index_json_reports_cache_use(cli_env, photos, capsys):
     out = cli_env / "idx.npz"
     assert main(["index", str(photos), "--out", str(out), "--json"]) == 0
