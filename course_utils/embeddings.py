@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -143,6 +145,21 @@ def resolve_model_name(model: str | os.PathLike | None = None) -> str:
     return str(model or os.environ.get("COURSE_CLIP_MODEL") or DEFAULT_MODEL)
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all: one TCP connection, no retries.
+
+    Checked before a download so that a firewalled laptop falls back to the bundled model in
+    seconds instead of waiting through the hub client's retries.
+    """
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def _from_pretrained(source: str, **kwargs: Any) -> tuple[Any, Any]:
     from transformers import CLIPModel, CLIPProcessor
 
@@ -173,9 +190,16 @@ def load_clip(model: str | os.PathLike | None = None, device: str | None = None)
         if is_offline():
             source = _fallback(name, "COURSE_OFFLINE=1")
         else:
-            try:
-                model_obj, processor = _from_pretrained(name)
+            try:  # a cached copy needs no network
+                model_obj, processor = _from_pretrained(name, local_files_only=True)
             except OSError:
+                model_obj = processor = None
+            if model_obj is None and hub_reachable():
+                try:
+                    model_obj, processor = _from_pretrained(name)
+                except OSError:
+                    pass
+            if model_obj is None:
                 source = _fallback(name, "the Hugging Face hub cannot be reached and the model is not cached")
             else:
                 return _remember(key, model_obj, processor, name, device)

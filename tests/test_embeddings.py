@@ -95,24 +95,38 @@ def test_offline_falls_back_to_the_bundled_model(monkeypatch, tmp_path, tiny_cli
     assert "bundled offline mini-CLIP" in capsys.readouterr().err
 
 
-def test_unreachable_hub_falls_back(monkeypatch, tiny_clip_dir, capsys):
+@pytest.mark.parametrize("reachable", [True, False])
+def test_uncached_model_without_hub_falls_back(monkeypatch, tiny_clip_dir, capsys, reachable):
     calls = []
 
     def fake_from_pretrained(source, **kwargs):
-        calls.append(source)
+        calls.append((source, kwargs.get("local_files_only", False)))
         if source == "org/not-cached":
             raise OSError("We couldn't connect to 'https://huggingface.co'")
         return real(source, **kwargs)
 
     real = embeddings._from_pretrained
     monkeypatch.setattr(embeddings, "_from_pretrained", fake_from_pretrained)
+    monkeypatch.setattr(embeddings, "hub_reachable", lambda timeout=3.0: reachable)
     monkeypatch.setattr(embeddings, "BUNDLED_MODEL_DIR", tiny_clip_dir)
     monkeypatch.setattr(embeddings, "_CACHE", {})
     monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     embedder = load_clip("org/not-cached", device="cpu")
-    assert calls == ["org/not-cached", str(tiny_clip_dir)]
+    # the cache first; a download only when the hub answers; then the bundled model
+    download = [("org/not-cached", False)] if reachable else []
+    assert calls == [("org/not-cached", True), *download, (str(tiny_clip_dir), False)]
     assert embedder.source == str(tiny_clip_dir)
     assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_hub_probe_fails_fast_on_a_closed_port(monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert embeddings.hub_reachable(timeout=1.0) is False
 
 
 def test_cuda_request_without_gpu_is_a_clear_error():
