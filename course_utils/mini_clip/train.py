@@ -251,8 +251,11 @@ def train_mini_clip(
         out.mkdir(parents=True, exist_ok=True)
         model.to("cpu").save_pretrained(out)
         processor.save_pretrained(out)
-        # transformers 4.x reads the image processor and the slow tokenizer from these files
+        # transformers 4.x reads the image processor and the slow tokenizer from these files;
+        # 5.x's combined processor_config.json makes 4.46 fail ("multiple values for
+        # argument 'image_processor'"), and both versions load fine without it
         processor.image_processor.save_pretrained(out)
+        (out / "processor_config.json").unlink(missing_ok=True)
         if out.resolve() != TOKENIZER_DIR:
             for name in ("vocab.json", "merges.txt"):
                 shutil.copyfile(TOKENIZER_DIR / name, out / name)
