@@ -22,6 +22,31 @@ from .errors import CourseError
 TOP_SHOWN = 5
 
 
+#: Sixteen hand-labelled queries on the default catalog, used by notebooks 06 and 07 to compare
+#: CLIP models: single products, colours, patterns and shapes with one to four right answers.
+DEFAULT_LABELLED_QUERIES: tuple[dict[str, Any], ...] = tuple(
+    {"query": query, "relevant": relevant}
+    for query, relevant in [
+        ("a red circle", ["Widget A"]),
+        ("a blue striped square", ["Widget B"]),
+        ("a green triangle", ["Gadget X"]),
+        ("a yellow circle with dots", ["Gadget Y"]),
+        ("a purple rectangle", ["Tool M"]),
+        ("an orange diamond", ["Tool N"]),
+        ("a teal circle", ["Widget C"]),
+        ("a pink dotted square", ["Gadget Z"]),
+        ("something red", ["Widget A"]),
+        ("Which products are green?", ["Gadget X"]),
+        ("Show me pink items", ["Gadget Z"]),
+        ("striped products", ["Widget B", "Tool N"]),
+        ("polka-dot items", ["Gadget Y", "Gadget Z"]),
+        ("What round things do you have?", ["Widget A", "Gadget Y", "Widget C"]),
+        ("square products", ["Widget B", "Gadget Z"]),
+        ("plain items with no pattern", ["Widget A", "Gadget X", "Tool M", "Widget C"]),
+    ]
+)
+
+
 # --------------------------------------------------------------------------- metrics on ranks
 
 
