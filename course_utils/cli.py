@@ -237,12 +237,15 @@ def cmd_search(args: argparse.Namespace) -> int:
                     "model": index.model_id,
                     "plan": found.plan_dict(),
                     "match": found.match,
+                    "note": found.note,
                     "results": [h.to_dict() for h in found],
                 }
             )
         )
         return 0
     print(f"Query: {found.query}   (model {index.model_id}, plan {found.plan})")
+    if found.note:
+        print(f"Note: {found.note}")
     print(_hits_table(found))
     if not found.match:
         print("No product stands out for this query: the catalog may not have it.")
@@ -261,6 +264,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     if result.used_rag:
         print(f"Question: {result.question}   (model {index.model_id}, plan {result.plan})")
+        if result.note:
+            print(f"Note: {result.note}")
         print(_hits_table(result.hits))
         print()
     print(f"Answer ({result.provider}, {result.model}{'' if result.used_rag else ', no RAG'}):")

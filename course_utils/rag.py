@@ -46,6 +46,7 @@ class RAGResult:
     plan: str = "none"
     match: bool = True
     grounding: GroundingReport | None = None
+    note: str = ""
     attempts: tuple = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
@@ -57,6 +58,7 @@ class RAGResult:
             "used_rag": self.used_rag,
             "plan": self.plan,
             "match": self.match,
+            "note": self.note,
             "results": [h.to_dict() for h in self.hits],
             "grounding": self.grounding.to_dict() if self.grounding else None,
         }
@@ -107,6 +109,7 @@ class ImageRAG:
             plan=found.plan,
             match=found.match,
             grounding=check_grounding(response.text, found.hits, self.index.products),
+            note=found.note,
             attempts=tuple(getattr(response, "attempts", ()) or ()),
         )
 

@@ -60,6 +60,7 @@ class Retrieval:
     plan: str
     match: bool
     intent: QueryIntent = field(repr=False, default_factory=QueryIntent)
+    note: str = ""  # e.g. that a long query was cut to what CLIP reads
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)
@@ -84,6 +85,18 @@ def check_query(query: str) -> str:
         raise CourseError("The query is empty: type what you are looking for, e.g. 'red circle'.")
     query = " ".join(query.split())
     return query[:MAX_QUERY_CHARS]
+
+
+def _length_note(query: str, embedder) -> str:
+    """Say so when CLIP will not read the whole query (77 tokens for every CLIP)."""
+    tokenizer = getattr(getattr(embedder, "processor", None), "tokenizer", None)
+    limit = getattr(embedder, "max_text_tokens", None)
+    if tokenizer is None or limit is None:
+        return ""
+    n = len(tokenizer(query)["input_ids"])
+    if n <= limit:
+        return ""
+    return f"The query is {n} tokens long; CLIP reads only the first {limit}, so the rest was ignored."
 
 
 def match_threshold(index: ImageIndex, embedder) -> float | None:
@@ -125,6 +138,7 @@ def retrieve(
         raise CourseError(f"k must be at least 1, got {k}.")
     query = check_query(query)
     index.check_model(embedder.model_id)
+    note = _length_note(query, embedder)
     scores = index.similarities(embedder.embed_texts([query])[0])
     z = z_scores(scores)
     threshold = match_threshold(index, embedder)
@@ -147,7 +161,7 @@ def retrieve(
         Hit(rank, index.products[i], index.paths[i], float(scores[i]), weak=not bool(strong[i]))
         for rank, i in enumerate(rows, start=1)
     )
-    return Retrieval(query, hits, used, match, intent)
+    return Retrieval(query, hits, used, match, intent, note)
 
 
 def _plan_rows(

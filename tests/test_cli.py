@@ -89,3 +89,18 @@ def test_index_from_another_model_is_refused(cli_env, capsys, tmp_path, tiny_cli
     )
     code, _, err = run(capsys, "search", "red", "--index", str(tmp_path / "other.npz"), "--model", str(tiny_clip_dir))
     assert code == 2 and "built with model 'other-model'" in err
+
+
+def test_long_query_is_cut_with_a_note(cli_env, capsys):
+    code, out, _ = run(capsys, "search", "a red circle " * 40, "--json")
+    data = json.loads(out)
+    assert code == 0 and "CLIP reads only the first 77" in data["note"]
+    code, out, _ = run(capsys, "search", "a red circle", "--json")
+    assert json.loads(out)["note"] == ""
+
+
+@pytest.mark.parametrize("query", ["赤い丸 🔴", "Ünïcödé ½ ∑ — red?", "\u200b red \u202e"])
+def test_any_unicode_query_is_searched(cli_env, capsys, query):
+    code, out, err = run(capsys, "search", query, "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["results"]) == 3

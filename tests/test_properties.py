@@ -67,3 +67,22 @@ def test_query_parsing_never_fails(text):
 )
 def test_price_limits_are_read(price, word):
     assert parse_question(f"anything {word} ${price}").max_price == price
+
+
+ranks = st.lists(st.integers(min_value=1, max_value=50), max_size=10, unique=True).map(sorted)
+
+
+@given(ranks, st.integers(min_value=1, max_value=50))
+def test_metrics_stay_between_zero_and_one(found, k):
+    from course_utils.evaluation import hit_at_k, ndcg_at_k, r_precision, recall_at_k, reciprocal_rank
+
+    for value in (
+        hit_at_k(found, k),
+        recall_at_k(found, k),
+        ndcg_at_k(found, k),
+        r_precision(found),
+        reciprocal_rank(found),
+    ):
+        assert 0.0 <= value <= 1.0 + 1e-9
+    if found and found == list(range(1, len(found) + 1)):  # relevant products fill the top places
+        assert r_precision(found) == 1.0 and ndcg_at_k(found, k) == 1.0
