@@ -55,8 +55,13 @@ class QueryIntent:
     words: tuple[str, ...] = field(default=(), repr=False)
 
     @property
+    def has_visual(self) -> bool:
+        """Whether the question names a look (colour, shape, pattern) that CLIP can judge."""
+        return bool(self.colors or self.shapes or self.patterns)
+
+    @property
     def has_attributes(self) -> bool:
-        return bool(self.colors or self.shapes or self.patterns or self.categories)
+        return self.has_visual or bool(self.categories)
 
     @property
     def has_price(self) -> bool:

@@ -22,7 +22,7 @@ PLANS = ("hybrid", "none")
 MAX_QUERY_CHARS = 1000
 #: A hit "stands out" when its similarity is this many standard deviations above the catalog's
 #: mean. Relative, because CLIP similarities have no absolute scale (0.25 can be a good match).
-#: The hybrid planner's visual candidates, and the match test where nothing can be calibrated.
+#: Used only where no threshold can be calibrated (a photo folder without labels).
 STAND_OUT_Z = 1.0
 MATCH_Z = 1.6
 
@@ -140,9 +140,9 @@ def retrieve(
     index.check_model(embedder.model_id)
     note = _length_note(query, embedder)
     scores = index.similarities(embedder.embed_texts([query])[0])
-    z = z_scores(scores)
     threshold = match_threshold(index, embedder)
     if threshold is None:  # no labels to calibrate on (a photo folder): judge by how far hits stand out
+        z = z_scores(scores)
         strong = z >= STAND_OUT_Z
         match = len(index) == 1 or float(z.max()) >= MATCH_Z
     else:
@@ -153,9 +153,8 @@ def retrieve(
         rows = list(top_k(scores, k))
         used = "none" if plan == "none" else "visual"
     else:
-        visual = bool(intent.colors or intent.shapes or intent.patterns)
         rows, used = _plan_rows(index, scores, strong, intent, k)
-        if not visual:  # the metadata alone decides what matches: no hit is visually weak
+        if not intent.has_visual:  # the metadata alone decides what matches: no hit is visually weak
             match, strong = bool(rows), np.ones_like(strong)
     hits = tuple(
         Hit(rank, index.products[i], index.paths[i], float(scores[i]), weak=not bool(strong[i]))
@@ -169,7 +168,7 @@ def _plan_rows(
 ) -> tuple[list[int], str]:
     """Rows for a question with price or category rules: candidates, filters, then order."""
     allowed = set(index.rows_where(intent.categories, intent.min_price, intent.max_price))
-    if intent.colors or intent.shapes or intent.patterns:
+    if intent.has_visual:
         # the visual words choose the candidates: the images that match the query
         rows = [i for i in range(len(index)) if strong[i]] or list(top_k(scores, 1))
         used = "hybrid: visual candidates + metadata"
