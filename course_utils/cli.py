@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import CourseError
+from .pipeline import PARALLEL
 
+PARALLEL_HELP = "decode images in threads or worker processes (default auto: processes next to a CUDA GPU)"
 STORE_HELP = "numpy (default), chroma:PATH or http://HOST:PORT (a Chroma server); default: COURSE_INDEX or numpy"
 
 
@@ -50,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="CLIP model: hub name or folder (default: COURSE_CLIP_MODEL or ViT-B/32)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: per device)")
-    p.add_argument("--workers", type=int, help="threads decoding images (default: per device)")
+    p.add_argument("--workers", type=int, help="threads or processes decoding images (default: per device)")
+    p.add_argument("--parallel", choices=PARALLEL, default="auto", help=PARALLEL_HELP)
     p.add_argument(
         "--no-cache", dest="cache", action="store_false", help="embed every image again instead of reusing the cache"
     )
@@ -86,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=256, help="generated images to index (default 256)")
     p.add_argument("--sizes", default="1000,10000,100000,1000000", help="index sizes for the search timings")
     p.add_argument("--batch-size", type=int, help="images per forward pass for the pipeline (default: per device)")
-    p.add_argument("--workers", type=int, help="decoding threads for the pipeline (default: per device)")
+    p.add_argument("--workers", type=int, help="decoding threads or processes for the pipeline (default: per device)")
+    p.add_argument("--parallel", choices=PARALLEL, default="auto", help=PARALLEL_HELP)
     p.add_argument("--faiss-method", choices=("auto", "flat", "ivf"), default="auto", help="FAISS index to time")
     p.add_argument("--repeat", type=int, default=1, help="measure each method this many times, keep the best")
     p.add_argument(
@@ -191,7 +195,14 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(_skipped_table(skipped))
         return 0
     index, run = build_index(
-        products, paths, embedder, skipped=skipped, batch_size=args.batch_size, workers=args.workers, cache=args.cache
+        products,
+        paths,
+        embedder,
+        skipped=skipped,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        parallel=args.parallel,
+        cache=args.cache,
     )
     out = index.save(store.location or args.out)
     counts = {"embedded": run.embedded, "cached": run.cached, "seconds": round(run.seconds, 3)}
@@ -308,6 +319,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model=args.model,
         batch_size=args.batch_size,
         workers=args.workers,
+        parallel=args.parallel,
         faiss_method=args.faiss_method,
         repeat=args.repeat,
         log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),

@@ -2,8 +2,10 @@
 
 Embedding a folder the simple way (open an image, preprocess it, run the model, next image)
 leaves the model idle while files are decoded and the processor idle while the model runs. Here
-a pool of worker threads reads, hashes, decodes and resizes the next images while the model runs
-its forward pass on the current batch; a bounded queue keeps memory flat however big the folder.
+workers read, hash, decode and resize the next images while the model runs its forward pass on
+the current batch; a bounded queue keeps memory flat however big the folder. On a CPU the model
+is the slow part and a few threads keep it fed; a GPU embeds thousands of images a second, more
+than threads sharing Python's GIL can decode, so there every core decodes in its own process.
 Every bad file is skipped with a reason instead of stopping the run, and every embedding is
 stored on disk under the model and the file's content hash, so re-indexing an unchanged folder
 embeds nothing and adding ten photos embeds ten.
@@ -24,7 +26,7 @@ import stat
 import time
 import zipfile
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -358,13 +360,51 @@ class EmbedResult:
 
 #: More decoding threads than this fight over Python's GIL: on a 16-core H200 machine 8 threads
 #: decoded 2,470 images/s, 16 threads 1,480 and 32 threads 1,700.
-MAX_WORKERS = 8
+MAX_THREADS = 8
+PARALLEL = ("auto", "threads", "processes")
+#: Images a worker process prepares per message: big enough to make the hand-over cheap, small
+#: enough that every core gets work on a folder of a few hundred images.
+PROCESS_CHUNK = 32
 
 
-def default_workers(device: str) -> int:
-    """Threads that decode images: up to 8 next to a GPU; on a CPU, half the cores (the model needs the rest)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_WORKERS, cores if device.split(":")[0] in ("cuda", "mps") else cores // 2))
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def can_fork() -> bool:
+    """Whether worker processes can start by forking: cheap, and they inherit the job instead of re-importing
+    the caller's script (which ``spawn`` would do, with surprises in scripts without a ``__main__`` guard)."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def resolve_parallel(parallel: str, device: str, fast: bool, items: Sequence[Any]) -> str:
+    """``auto``: processes next to a CUDA GPU (when they can fork and every input is a file), threads otherwise.
+
+    A CPU spends ~40 ms per ViT-B/32 image in the model and ~1 ms decoding it, so threads suffice
+    there; a GPU needs ~0.05 ms, so decoding must use every core.
+    """
+    if parallel not in PARALLEL:
+        raise CourseError(f"parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}.")
+    if parallel == "processes" and not fast:
+        raise CourseError("parallel='processes' needs preprocess='fast' and a CLIP image processor.")
+    if parallel == "processes" and not can_fork():
+        raise CourseError("parallel='processes' needs a system that can fork processes (Linux); use 'threads'.")
+    if parallel != "auto":
+        return parallel
+    files_only = not any(isinstance(item, Image.Image) for item in items)
+    use_processes = device.split(":")[0] == "cuda" and fast and files_only and can_fork() and cpu_cores() > 2
+    return "processes" if use_processes else "threads"
+
+
+def default_workers(device: str, parallel: str = "threads") -> int:
+    """Decoding workers: a process per core; else up to 8 threads next to a GPU, half the cores on a CPU."""
+    cores = cpu_cores()
+    if parallel == "processes":
+        return cores
+    return max(1, min(MAX_THREADS, cores if device.split(":")[0] in ("cuda", "mps") else cores // 2))
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -426,6 +466,79 @@ class _Job:
             return "skip", f"could not be decoded ({type(exc).__name__}: {exc})", None
 
 
+#: One prepared input: (position, the input, 'hit' | 'pixels' | 'skip', vector | pixels | reason, digest).
+Prepared = tuple[int, Any, str, Any, str | None]
+
+
+def prepare_in_threads(job: _Job, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
+    """Run ``job`` on every input in a thread pool, in order, with at most ``ahead`` inputs in flight."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed")
+    try:
+        pending: deque = deque()
+        feed = iter(enumerate(items))
+        limit = max(ahead, workers * 2)
+
+        def refill() -> None:
+            while len(pending) < limit:
+                nxt = next(feed, None)
+                if nxt is None:
+                    return
+                pending.append((*nxt, pool.submit(job.run, nxt[1])))
+
+        refill()
+        while pending:
+            i, item, future = pending.popleft()
+            refill()
+            yield (i, item, *future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Chunks:
+    """The inputs as a map-style dataset for torch's ``DataLoader``: item k is ``job.run(items[k])``."""
+
+    def __init__(self, job: _Job, items: Sequence[Any]):
+        self.job, self.items = job, items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> tuple[int, str, Any, str | None]:
+        return (k, *self.job.run(self.items[k]))
+
+    @staticmethod
+    def collate(rows: list[tuple[int, str, Any, str | None]]) -> tuple[list, Any]:
+        """Runs in the worker: the chunk's pixels become one tensor, which travels in shared memory."""
+        import torch
+
+        pixels = [payload for _, what, payload, _ in rows if what == "pixels"]
+        stacked = torch.from_numpy(np.stack(pixels)) if pixels else None
+        return [(k, what, None if what == "pixels" else payload, digest) for k, what, payload, digest in rows], stacked
+
+
+def prepare_in_processes(job: _Job, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
+    """Like :func:`prepare_in_threads`, on forked worker processes (torch's ``DataLoader``), in order.
+
+    Forked workers inherit the job (recipe and the loaded cache) without copying it; each sends
+    back a chunk of :data:`PROCESS_CHUNK` results, its pixels as one shared-memory tensor.
+    """
+    from torch.utils.data import DataLoader
+
+    chunk = max(1, min(PROCESS_CHUNK, math.ceil(len(items) / workers)))
+    loader = DataLoader(
+        _Chunks(job, items),
+        batch_size=chunk,
+        num_workers=workers,
+        collate_fn=_Chunks.collate,
+        multiprocessing_context="fork",
+        prefetch_factor=max(2, math.ceil(ahead / (chunk * workers))),
+    )
+    for rows, stacked in loader:
+        pixels = iter(stacked.numpy()) if stacked is not None else iter(())
+        for k, what, payload, digest in rows:
+            yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
+
+
 def preprocessing_signature(embedder: Any, recipe: PixelRecipe | None, draft: bool, precision: str) -> str:
     """Everything besides the model that changes an embedding: part of the cache key."""
     if recipe is not None:
@@ -449,8 +562,9 @@ def embed_images(
     precision: str = "auto",
     preprocess: str = "fast",
     draft: bool = True,
+    parallel: str = "auto",
 ) -> EmbedResult:
-    """Embed image files (or PIL images) with worker threads feeding the model, skipping bad files.
+    """Embed image files (or PIL images) with workers feeding the model, skipping bad files.
 
     Parameters
     ----------
@@ -458,13 +572,14 @@ def embed_images(
         The model (any object with ``model``, ``processor``, ``device``, ``model_id``, ``dim``).
     images : paths or PIL images
     batch_size : images per forward pass (default: 16 on a CPU, 128 on a CUDA GPU).
-    workers : decoding threads (default: :func:`default_workers`).
+    workers : decoding threads or processes (default: :func:`default_workers`).
     prefetch_batches : batches prepared ahead of the model; bounds memory.
     cache : True for the default on-disk cache, a folder for a cache there, None/False for none.
     on_error : ``"skip"`` collects ``{"path", "reason"}`` and goes on; ``"raise"`` stops at the first bad file.
     precision : ``auto`` (bf16/fp16 autocast on CUDA, fp32 elsewhere), ``fp32``, ``bf16`` or ``fp16``.
     preprocess : ``fast`` (:class:`PixelRecipe` when the processor is a CLIP one) or ``processor``.
     draft : let large JPEGs decode at reduced scale, never below the model's input size.
+    parallel : ``threads``, ``processes`` (Linux) or ``auto`` (see :func:`resolve_parallel`).
 
     Introduced in 03_image_retrieval.
     """
@@ -481,10 +596,13 @@ def embed_images(
     batch_size = batch_size or DEFAULT_BATCH_SIZE.get(kind, 16)
     if batch_size <= 0:
         raise CourseError(f"batch_size must be a positive number, got {batch_size}.")
-    workers = workers or default_workers(device)
     precision = resolve_precision(precision, device)
     processor = image_processor_of(embedder)
     recipe = PixelRecipe.from_processor(processor) if preprocess == "fast" else None
+    parallel = resolve_parallel(parallel, device, recipe is not None, items)
+    workers = workers or default_workers(device, parallel)
+    if workers <= 0:
+        raise CourseError(f"workers must be a positive number, got {workers}.")
     store = None
     if cache:
         signature = preprocessing_signature(embedder, recipe, draft, precision)
@@ -494,6 +612,7 @@ def embed_images(
     settings = {
         "batch_size": batch_size,
         "workers": workers,
+        "parallel": parallel,
         "precision": precision,
         "preprocess": "recipe" if recipe is not None else "processor",
     }
@@ -547,26 +666,12 @@ def embed_images(
 
     start = time.perf_counter()
     show = n > PROGRESS_BAR_MIN if progress is None else progress
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed")
     bar = tqdm(total=n, disable=not show, desc="Embedding images", unit="img", smoothing=0.1)
+    prepare = prepare_in_processes if parallel == "processes" else prepare_in_threads
+    prepared = prepare(job, items, workers, batch_size * prefetch_batches)
     try:
-        pending: deque = deque()
-        feed = iter(enumerate(items))
-        limit = max(batch_size * prefetch_batches, workers * 2)
-
-        def refill() -> None:
-            while len(pending) < limit:
-                nxt = next(feed, None)
-                if nxt is None:
-                    return
-                pending.append((nxt[0], nxt[1], pool.submit(job.run, nxt[1])))
-
-        refill()
         batch: list[tuple[int, np.ndarray, str | None]] = []
-        while pending:
-            i, item, future = pending.popleft()
-            refill()
-            what, payload, digest = future.result()
+        for i, item, what, payload, digest in prepared:
             if what == "hit":
                 vectors[i], done[i] = payload, True
                 counts["cached"] += 1
@@ -588,7 +693,7 @@ def embed_images(
             collect()
     finally:
         bar.close()
-        pool.shutdown(wait=True, cancel_futures=True)
+        prepared.close()  # stops the workers, also on an error or Ctrl-C
     kept = [int(i) for i in np.flatnonzero(done)]
     return EmbedResult(
         vectors=vectors[kept],

@@ -208,6 +208,16 @@ def test_unusual_file_is_indexed(tiny_embedder, tmp_path, name):
     assert np.isclose(np.linalg.norm(result.vectors[0]), 1.0, atol=1e-5)
 
 
+def test_worker_processes_skip_and_keep_exactly_what_threads_do(tiny_embedder, tmp_path):
+    paths = [build(tmp_path, name) for name in CASES]
+    threads = embed_images(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads")
+    processes = embed_images(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes")
+    assert processes.settings["parallel"] == "processes"
+    assert processes.skipped == threads.skipped and len(processes.skipped) >= len(BAD)
+    assert processes.kept == threads.kept and len(processes.kept) >= len(GOOD)
+    np.testing.assert_allclose(processes.vectors, threads.vectors, atol=1e-6)
+
+
 def test_whole_corpus_in_one_folder_via_the_cli(tiny_clip_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))

@@ -75,12 +75,38 @@ def test_pipeline_gives_the_plain_loops_vectors(tiny_embedder, catalog_dir, prep
     np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
 
 
-def test_batch_size_and_workers_do_not_change_the_vectors(tiny_embedder, catalog_dir):
+@pytest.mark.parametrize("parallel", ["threads", "processes"])
+def test_batch_size_and_workers_do_not_change_the_vectors(tiny_embedder, catalog_dir, parallel):
     paths = sorted(catalog_dir.glob("*.png")) * 3
-    one = embed_images(tiny_embedder, paths, batch_size=1, workers=1, prefetch_batches=1).vectors
-    many = embed_images(tiny_embedder, paths, batch_size=5, workers=4).vectors
-    np.testing.assert_allclose(one, many, atol=1e-5)
-    np.testing.assert_allclose(many[:8], many[8:16], atol=1e-6)  # order kept
+    one = embed_images(tiny_embedder, paths, batch_size=1, workers=1, prefetch_batches=1, parallel=parallel)
+    many = embed_images(tiny_embedder, paths, batch_size=5, workers=2, parallel=parallel)
+    assert many.settings["parallel"] == parallel and many.settings["workers"] == 2
+    np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5)
+    np.testing.assert_allclose(many.vectors[:8], many.vectors[8:16], atol=1e-6)  # order kept
+    np.testing.assert_allclose(many.vectors[:8], plain_loop(tiny_embedder, paths[:8]), atol=1e-5)
+
+
+def test_worker_processes_are_chosen_next_to_a_gpu_only(monkeypatch, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))
+    monkeypatch.setattr(pipeline, "cpu_cores", lambda: 16)
+    assert pipeline.resolve_parallel("auto", "cuda:0", True, paths) == "processes"
+    assert pipeline.default_workers("cuda:0", "processes") == 16
+    assert pipeline.default_workers("cuda:0", "threads") == pipeline.MAX_THREADS
+    assert pipeline.default_workers("cpu") == 8
+    # a CPU's model is the slow part; PIL images in memory and the processor's own path stay in threads
+    assert pipeline.resolve_parallel("auto", "cpu", True, paths) == "threads"
+    assert pipeline.resolve_parallel("auto", "cuda:0", True, [*paths, Image.open(paths[0])]) == "threads"
+    assert pipeline.resolve_parallel("auto", "cuda:0", False, paths) == "threads"
+    monkeypatch.setattr(pipeline, "cpu_cores", lambda: 2)  # a Colab runtime: one core could not feed a GPU alone
+    assert pipeline.resolve_parallel("auto", "cuda:0", True, paths) == "threads"
+
+
+def test_cache_hits_come_back_from_worker_processes(tiny_embedder, photos, tmp_path):
+    paths = sorted(photos.glob("*.png"))
+    first = embed_images(tiny_embedder, paths, cache=tmp_path / "c", workers=2, parallel="processes")
+    again = embed_images(tiny_embedder, paths, cache=tmp_path / "c", workers=2, parallel="processes")
+    assert (first.embedded, first.cached, again.embedded, again.cached) == (8, 0, 0, 8)
+    np.testing.assert_array_equal(again.vectors, first.vectors)
 
 
 def test_pil_images_and_paths_mix(tiny_embedder, catalog_dir):
@@ -113,6 +139,9 @@ def test_bad_settings_are_user_errors(tiny_embedder, catalog_dir):
         ({"on_error": "ignore"}, "on_error"),
         ({"precision": "fp8"}, "precision"),
         ({"preprocess": "gpu"}, "preprocess"),
+        ({"workers": -2}, "workers"),
+        ({"parallel": "gpu"}, "parallel"),
+        ({"parallel": "processes", "preprocess": "processor"}, "preprocess='fast'"),
     ]:
         with pytest.raises(CourseError, match=message):
             embed_images(tiny_embedder, paths, **kwargs)
