@@ -307,6 +307,10 @@ class EmbeddingCache:
         self.load()
         return self._vectors.get(digest)
 
+    def digests(self) -> list[str]:
+        self.load()
+        return list(self._vectors)
+
     def put(self, digests: Sequence[str], vectors: np.ndarray) -> Path | None:
         """Store one batch's embeddings as one shard, atomically. Returns the shard's path."""
         self.load()
@@ -449,10 +453,8 @@ class _Job:
             else:
                 path = Path(item)
                 data, digest = read_and_hash(path)
-                if self.cache is not None:
-                    hit = self.cache.get(digest)
-                    if hit is not None:
-                        return "hit", hit, digest
+                if self.cache is not None and digest in self.cache:
+                    return "hit", self.cache.get(digest), digest
                 min_side = self.recipe.min_side if (self.recipe is not None and self.draft) else None
                 image = open_image(data if data is not None else path, min_size=min_side, name=path.name)
             if self.recipe is not None:
@@ -494,49 +496,147 @@ def prepare_in_threads(job: _Job, items: Sequence[Any], workers: int, ahead: int
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Chunks:
-    """The inputs as a map-style dataset for torch's ``DataLoader``: item k is ``job.run(items[k])``."""
+class _CachedDigests:
+    """What a worker process knows of the cache: which digests it holds, not the vectors (the caller has those)."""
 
-    def __init__(self, job: _Job, items: Sequence[Any]):
-        self.job, self.items = job, items
+    def __init__(self, digests: Iterable[str]):
+        self.digests = frozenset(digests)
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self.digests
+
+    def get(self, digest: str) -> None:
+        return None
+
+
+def _collate(rows: list[tuple[int, str, Any, str | None]]) -> tuple[list, Any]:
+    """A chunk's results, its pixels as one tensor: torch's queues pass a tensor through shared memory."""
+    import torch
+
+    pixels = [payload for _, what, payload, _ in rows if what == "pixels"]
+    stacked = torch.from_numpy(np.stack(pixels)) if pixels else None
+    return [(k, what, None if what == "pixels" else payload, digest) for k, what, payload, digest in rows], stacked
+
+
+def _serve(inbox: Any, outbox: Any) -> None:
+    """A worker process: take a job, then chunks of ``(position, input)``, and send back each chunk prepared."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it stops the pool
+    torch.set_num_threads(1)
+    job = None
+    for message in iter(inbox.get, None):
+        if isinstance(message, _Job):
+            job = message
+        else:
+            outbox.put(_collate([(k, *job.run(item)) for k, item in message]))
+
+
+class ProcessPool:
+    """Worker processes that decode and resize images, forked once and reused by every later call.
+
+    Starting a dozen processes from a Python that holds a CUDA model takes a noticeable fraction
+    of a second, as long as embedding thousands of images, so the pool outlives the call. Each
+    worker has its own inbox and outbox: chunk j goes to worker j mod n, so reading the outboxes
+    in turn gives the results back in order.
+    """
+
+    def __init__(self, workers: int):
+        import torch.multiprocessing as mp
+
+        context = mp.get_context("fork")
+        self.inboxes = [context.SimpleQueue() for _ in range(workers)]
+        self.outboxes = [context.Queue() for _ in range(workers)]
+        self.processes = [
+            context.Process(target=_serve, args=(inbox, outbox), daemon=True, name=f"embed-worker-{i}")
+            for i, (inbox, outbox) in enumerate(zip(self.inboxes, self.outboxes, strict=True))
+        ]
+        for process in self.processes:
+            process.start()
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.processes)
 
-    def __getitem__(self, k: int) -> tuple[int, str, Any, str | None]:
-        return (k, *self.job.run(self.items[k]))
+    def alive(self) -> bool:
+        return all(process.is_alive() for process in self.processes)
 
-    @staticmethod
-    def collate(rows: list[tuple[int, str, Any, str | None]]) -> tuple[list, Any]:
-        """Runs in the worker: the chunk's pixels become one tensor, which travels in shared memory."""
-        import torch
+    def send(self, worker: int, message: Any) -> None:
+        self.inboxes[worker].put(message)
 
-        pixels = [payload for _, what, payload, _ in rows if what == "pixels"]
-        stacked = torch.from_numpy(np.stack(pixels)) if pixels else None
-        return [(k, what, None if what == "pixels" else payload, digest) for k, what, payload, digest in rows], stacked
+    def receive(self, worker: int) -> Any:
+        import queue
+
+        while True:
+            try:
+                return self.outboxes[worker].get(timeout=1.0)
+            except queue.Empty:
+                if not self.processes[worker].is_alive():
+                    raise CourseError(
+                        "An image-decoding worker process stopped (out of memory?). Try parallel='threads'."
+                    ) from None
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.join()
+
+
+_pool: ProcessPool | None = None
+
+
+def process_pool(workers: int) -> ProcessPool:
+    """The session's :class:`ProcessPool`, started (again) when the number of workers changes or one died."""
+    global _pool
+    if _pool is not None and (len(_pool) != workers or not _pool.alive()):
+        _pool.close()
+        _pool = None
+    if _pool is None:
+        _pool = ProcessPool(workers)
+    return _pool
+
+
+def _discard_pool() -> None:
+    """Forget a pool that may hold half-finished work (after an error or Ctrl-C): the next call starts afresh."""
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
 
 
 def prepare_in_processes(job: _Job, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
-    """Like :func:`prepare_in_threads`, on forked worker processes (torch's ``DataLoader``), in order.
+    """Like :func:`prepare_in_threads`, on the :class:`ProcessPool`, in order.
 
-    Forked workers inherit the job (recipe and the loaded cache) without copying it; each sends
-    back a chunk of :data:`PROCESS_CHUNK` results, its pixels as one shared-memory tensor.
+    Each worker gets the job once (the recipe and which digests the cache holds), then chunks of
+    :data:`PROCESS_CHUNK` inputs; it sends a chunk's pixels back as one shared-memory tensor.
     """
-    from torch.utils.data import DataLoader
+    pool = process_pool(workers)
+    size = max(1, min(PROCESS_CHUNK, math.ceil(len(items) / workers)))
+    chunks = [range(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    in_flight = workers * max(2, math.ceil(ahead / (size * workers)))
+    worker_job = _Job(job.recipe, None, _CachedDigests(job.cache.digests()) if job.cache else None, job.draft)
 
-    chunk = max(1, min(PROCESS_CHUNK, math.ceil(len(items) / workers)))
-    loader = DataLoader(
-        _Chunks(job, items),
-        batch_size=chunk,
-        num_workers=workers,
-        collate_fn=_Chunks.collate,
-        multiprocessing_context="fork",
-        prefetch_factor=max(2, math.ceil(ahead / (chunk * workers))),
-    )
-    for rows, stacked in loader:
-        pixels = iter(stacked.numpy()) if stacked is not None else iter(())
-        for k, what, payload, digest in rows:
-            yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
+    def send(j: int) -> None:
+        pool.send(j % workers, [(k, items[k]) for k in chunks[j]])
+
+    finished = False
+    try:
+        for worker in range(workers):
+            pool.send(worker, worker_job)
+        for j in range(min(len(chunks), in_flight)):
+            send(j)
+        for j in range(len(chunks)):
+            rows, stacked = pool.receive(j % workers)
+            if j + in_flight < len(chunks):
+                send(j + in_flight)
+            pixels = iter(stacked.numpy()) if stacked is not None else iter(())
+            for k, what, payload, digest in rows:
+                yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
+        finished = True
+    finally:
+        if not finished:
+            _discard_pool()
 
 
 def preprocessing_signature(embedder: Any, recipe: PixelRecipe | None, draft: bool, precision: str) -> str:
@@ -672,8 +772,8 @@ def embed_images(
     try:
         batch: list[tuple[int, np.ndarray, str | None]] = []
         for i, item, what, payload, digest in prepared:
-            if what == "hit":
-                vectors[i], done[i] = payload, True
+            if what == "hit":  # a worker process knows only that the cache has it: the vector is here
+                vectors[i], done[i] = payload if payload is not None else store.get(digest), True
                 counts["cached"] += 1
                 bar.update(1)
             elif what == "skip":

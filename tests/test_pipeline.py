@@ -109,6 +109,38 @@ def test_cache_hits_come_back_from_worker_processes(tiny_embedder, photos, tmp_p
     np.testing.assert_array_equal(again.vectors, first.vectors)
 
 
+def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))
+    embed_images(tiny_embedder, paths, workers=2, parallel="processes")
+    pids = [process.pid for process in pipeline.process_pool(2).processes]
+    embed_images(tiny_embedder, paths, workers=2, parallel="processes")
+    assert [process.pid for process in pipeline.process_pool(2).processes] == pids  # started once
+    pipeline.process_pool(2).processes[0].kill()
+    pipeline.process_pool(2).processes[0].join()
+    result = embed_images(tiny_embedder, paths, workers=2, parallel="processes")
+    assert result.kept == list(range(8)) and pipeline.process_pool(2).processes[0].pid != pids[0]
+
+
+def test_an_interrupted_run_leaves_no_stale_work_in_the_worker_processes(tiny_embedder, catalog_dir, monkeypatch):
+    paths = sorted(catalog_dir.glob("*.png"))
+    real = tiny_embedder.model.get_image_features
+    calls = []
+
+    def interrupted_on_second_batch(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(**kwargs)
+
+    monkeypatch.setattr(tiny_embedder.model, "get_image_features", interrupted_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        embed_images(tiny_embedder, paths * 8, batch_size=4, workers=2, parallel="processes")
+    monkeypatch.setattr(tiny_embedder.model, "get_image_features", real)
+    # chunks still queued from the interrupted run would come back as this run's results
+    result = embed_images(tiny_embedder, paths[::-1], batch_size=4, workers=2, parallel="processes")
+    np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths[::-1]), atol=1e-5)
+
+
 def test_pil_images_and_paths_mix(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))[:3]
     mixed = [paths[0], Image.open(paths[1]), str(paths[2])]
