@@ -524,6 +524,8 @@ def format_table(result: dict[str, Any]) -> str:
     for name, ips, mb in rows:
         memory = f"{mb:>12.0f}" if mb is not None else f"{'':>12}"
         lines.append(f"{name:<38} {ips:>10.1f} {ips / per_image:>12.1f}x {memory}")
+    if result.get("parallel") == "processes":
+        lines.append("(peak RAM is the main process's; each worker process holds a few chunks of 32 images)")
     lines += [
         "",
         f"pipeline: {result['pipeline_vs_model_only']:.0%} of the model-only ceiling, "

@@ -1,7 +1,14 @@
 """The indexing pipeline: same vectors as the plain loop, the on-disk cache, folder indexes, float16 and FAISS."""
 
+import contextlib
 import json
+import os
+import select
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +34,23 @@ def plain_loop(embedder, items):
         with torch.inference_mode():
             rows.append(features_to_array(embedder.model.get_image_features(pixel_values=pixels)))
     return np.concatenate(rows)
+
+
+@contextlib.contextmanager
+def ctrl_c_at_batch(embedder, n):
+    """The model is interrupted, as by Ctrl-C, in its n-th forward pass: the block must stop with it."""
+    real = embedder.model.get_image_features
+    calls = []
+
+    def forward(**kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(**kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(embedder.model, "get_image_features", forward)
+        yield
 
 
 @pytest.fixture
@@ -121,21 +145,45 @@ def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, c
     assert result.kept == list(range(8)) and pipeline.process_pool(2).processes[0].pid != pids[0]
 
 
-def test_an_interrupted_run_leaves_no_stale_work_in_the_worker_processes(tiny_embedder, catalog_dir, monkeypatch):
+def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catalog_dir):
+    pipeline._discard_pool()
+    read_end, write_end = os.pipe()  # like a pipe to a program that waits for its end of file
+    try:
+        embed_images(tiny_embedder, sorted(catalog_dir.glob("*.png")), workers=2, parallel="processes")
+        os.close(write_end)
+        ready, _, _ = select.select([read_end], [], [], 5)
+        assert ready and os.read(read_end, 1) == b"", "a worker process still holds the pipe's write end"
+    finally:
+        os.close(read_end)
+
+
+def test_worker_processes_end_with_a_killed_parent(tiny_clip_dir, catalog_dir):
+    script = (
+        "import sys; from course_utils import pipeline; from course_utils.embeddings import load_clip;"
+        "import glob; e = load_clip(sys.argv[1], device='cpu');"
+        "pipeline.embed_images(e, sorted(glob.glob(sys.argv[2] + '/*.png')), workers=2, parallel='processes');"
+        "print(*[p.pid for p in pipeline.process_pool(2).processes], flush=True); sys.stdin.read()"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tiny_clip_dir), str(catalog_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(Path(f"/proc/{pid}").exists() for pid in workers)
+    parent.kill()  # as when a notebook's kernel is killed
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_an_interrupted_run_leaves_no_stale_work_in_the_worker_processes(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
-    real = tiny_embedder.model.get_image_features
-    calls = []
-
-    def interrupted_on_second_batch(**kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(**kwargs)
-
-    monkeypatch.setattr(tiny_embedder.model, "get_image_features", interrupted_on_second_batch)
-    with pytest.raises(KeyboardInterrupt):
+    with ctrl_c_at_batch(tiny_embedder, 2):
         embed_images(tiny_embedder, paths * 8, batch_size=4, workers=2, parallel="processes")
-    monkeypatch.setattr(tiny_embedder.model, "get_image_features", real)
     # chunks still queued from the interrupted run would come back as this run's results
     result = embed_images(tiny_embedder, paths[::-1], batch_size=4, workers=2, parallel="processes")
     np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths[::-1]), atol=1e-5)
@@ -209,21 +257,10 @@ def test_cache_is_per_model_and_preprocessing(tiny_embedder, photos, tmp_path, m
     assert len(set(folders)) == 3  # two settings of the tiny model, one of the other
 
 
-def test_cache_survives_a_crash_mid_run(tiny_embedder, photos, tmp_path, monkeypatch):
+def test_cache_survives_a_crash_mid_run(tiny_embedder, photos, tmp_path):
     paths = sorted(photos.glob("*.png"))
-    real = tiny_embedder.model.get_image_features
-    calls = []
-
-    def crash_on_third_batch(**kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(**kwargs)
-
-    monkeypatch.setattr(tiny_embedder.model, "get_image_features", crash_on_third_batch)
-    with pytest.raises(KeyboardInterrupt):
+    with ctrl_c_at_batch(tiny_embedder, 3):
         embed_images(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
-    monkeypatch.setattr(tiny_embedder.model, "get_image_features", real)
     shards = list((tmp_path / "cache").rglob("*"))
     assert not [p for p in shards if p.name.endswith(".tmp")]  # no half-written file
     rerun = embed_images(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
