@@ -25,6 +25,7 @@ import os
 import secrets
 import stat
 import sys
+import threading
 import time
 import zipfile
 from collections import deque
@@ -604,25 +605,25 @@ class ProcessPool:
 
 
 _pool: ProcessPool | None = None
+_pool_in_use = threading.Lock()  # one call at a time: the workers' queues carry one run's chunks
+
+
+def _discard_pool() -> None:
+    """Stop the pool, e.g. one that may hold half-finished work after an error or Ctrl-C."""
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
 
 
 def process_pool(workers: int) -> ProcessPool:
     """The session's :class:`ProcessPool`, started (again) when the number of workers changes or one died."""
     global _pool
     if _pool is not None and (len(_pool) != workers or not _pool.alive()):
-        _pool.close()
-        _pool = None
+        _discard_pool()
     if _pool is None:
         _pool = ProcessPool(workers)
     return _pool
-
-
-def _discard_pool() -> None:
-    """Forget a pool that may hold half-finished work (after an error or Ctrl-C): the next call starts afresh."""
-    global _pool
-    if _pool is not None:
-        _pool.close()
-        _pool = None
 
 
 def prepare_in_processes(job: _Job, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
@@ -631,32 +632,33 @@ def prepare_in_processes(job: _Job, items: Sequence[Any], workers: int, ahead: i
     Each worker gets the job once (the recipe and which digests the cache holds), then chunks of
     :data:`PROCESS_CHUNK` inputs; it sends a chunk's pixels back as one shared-memory tensor.
     """
-    pool = process_pool(workers)
     size = max(1, min(PROCESS_CHUNK, math.ceil(len(items) / workers)))
     chunks = [range(start, min(start + size, len(items))) for start in range(0, len(items), size)]
     in_flight = workers * max(2, math.ceil(ahead / (size * workers)))
     worker_job = _Job(job.recipe, None, _CachedDigests(job.cache.digests()) if job.cache else None, job.draft)
+    with _pool_in_use:
+        pool = process_pool(workers)
 
-    def send(j: int) -> None:
-        pool.send(j % workers, [(k, items[k]) for k in chunks[j]])
+        def send(j: int) -> None:
+            pool.send(j % workers, [(k, items[k]) for k in chunks[j]])
 
-    finished = False
-    try:
-        for worker in range(workers):
-            pool.send(worker, worker_job)
-        for j in range(min(len(chunks), in_flight)):
-            send(j)
-        for j in range(len(chunks)):
-            rows, stacked = pool.receive(j % workers)
-            if j + in_flight < len(chunks):
-                send(j + in_flight)
-            pixels = iter(stacked.numpy()) if stacked is not None else iter(())
-            for k, what, payload, digest in rows:
-                yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
-        finished = True
-    finally:
-        if not finished:
-            _discard_pool()
+        finished = False
+        try:
+            for worker in range(workers):
+                pool.send(worker, worker_job)
+            for j in range(min(len(chunks), in_flight)):
+                send(j)
+            for j in range(len(chunks)):
+                rows, stacked = pool.receive(j % workers)
+                if j + in_flight < len(chunks):
+                    send(j + in_flight)
+                pixels = iter(stacked.numpy()) if stacked is not None else iter(())
+                for k, what, payload, digest in rows:
+                    yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
+            finished = True
+        finally:
+            if not finished:
+                _discard_pool()
 
 
 def preprocessing_signature(embedder: Any, recipe: PixelRecipe | None, draft: bool, precision: str) -> str:

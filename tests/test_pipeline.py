@@ -7,7 +7,9 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,29 @@ def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, c
     pipeline.process_pool(2).processes[0].join()
     result = embed_images(tiny_embedder, paths, workers=2, parallel="processes")
     assert result.kept == list(range(8)) and pipeline.process_pool(2).processes[0].pid != pids[0]
+
+
+def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))
+    recipe = PixelRecipe.from_processor(pipeline.image_processor_of(tiny_embedder))
+    expected = {path: recipe.prepare(open_image(path)) for path in paths}
+    job = pipeline._Job(recipe, None, None, True)
+    first_is_running = threading.Event()
+
+    def pixels_match(items, pause):
+        matches = []
+        for n, (_, item, _, pixels, _) in enumerate(pipeline.prepare_in_processes(job, items, 2, 64)):
+            matches.append(np.array_equal(pixels, expected[item]))
+            if n == 0 and pause:  # the second run starts while this one is half done
+                first_is_running.set()
+                time.sleep(0.5)
+        return matches
+
+    with ThreadPoolExecutor(2) as threads:
+        first = threads.submit(pixels_match, paths * 20, True)
+        first_is_running.wait(30)
+        second = threads.submit(pixels_match, paths[::-1] * 20, False)
+        assert all(first.result()) and all(second.result())
 
 
 def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catalog_dir):
