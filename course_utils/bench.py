@@ -5,7 +5,8 @@
 Every figure is measured in one run on the same generated images (PNG files drawn with the
 catalog renderer), so the ratios compare like with like. The ceilings say how fast indexing
 could possibly go on this machine: the model alone on ready tensors, and decoding plus
-preprocessing alone on the best number of threads. Introduced in 03_image_retrieval (going further: search at scale).
+preprocessing alone, the better of threads and one worker process per core. Introduced in
+03_image_retrieval (going further: search at scale).
 """
 
 from __future__ import annotations
@@ -216,11 +217,21 @@ def model_only_ceiling(
 
 def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: int, parallel: str) -> float:
     """Images/s of the pipeline's own decode + preprocess step alone (no model), on ``workers`` threads or processes."""
-    from .pipeline import PixelRecipe, _Job, image_processor_of, prepare_in_processes, prepare_in_threads
+    from .decoding import (
+        DecodeJob,
+        PixelRecipe,
+        image_processor_of,
+        prepare_in_processes,
+        prepare_in_threads,
+        process_pool,
+    )
 
     processor = image_processor_of(embedder)
-    job = _Job(PixelRecipe.from_processor(processor), processor, None, True)
-    prepare = prepare_in_processes if parallel == "processes" else prepare_in_threads
+    job = DecodeJob(PixelRecipe.from_processor(processor), processor, None, True)
+    prepare = prepare_in_threads
+    if parallel == "processes":
+        prepare = prepare_in_processes
+        process_pool(workers)  # started before the clock, as the pipeline's pool is started once per session
     start = time.perf_counter()
     for _, _, what, _, _ in prepare(job, paths, workers, 64 * workers):
         if what != "pixels":
@@ -355,18 +366,8 @@ def run_bench(
     import torch
     import transformers
 
-    from .pipeline import (
-        PixelRecipe,
-        build_index,
-        can_fork,
-        cpu_cores,
-        default_workers,
-        embed_images,
-        folder_inputs,
-        image_processor_of,
-        resolve_parallel,
-        resolve_precision,
-    )
+    from .decoding import PixelRecipe, can_fork, cpu_cores, default_workers, image_processor_of, resolve_parallel
+    from .pipeline import build_index, embed_images, folder_inputs, resolve_precision
 
     if n_images < 2:
         raise CourseError("--n-images must be at least 2.")
@@ -403,11 +404,6 @@ def run_bench(
         log(f"rendering {n_images} images")
         paths = render_images(n_images, folder)
 
-        log("warming up")
-        pipeline_options = {"batch_size": batch_size, "workers": workers, "parallel": parallel, "progress": False}
-        embed_images(embedder, paths[: min(len(paths), 2 * batch_size)], **pipeline_options)
-        naive_per_image(embedder, paths[:2])
-
         log("model-only ceiling")
         candidates = (32, 64, 128, 256, 512) if kind == "cuda" else (1, 4, 8, 16, 32, 64)
         speeds: dict[int, float] = {}
@@ -436,6 +432,11 @@ def run_bench(
             preprocess_ceiling_workers=best_setup,
             preprocess_by_workers=by_setup,
         )
+
+        log("warming up")  # after the ceilings, which may start worker processes of another number
+        pipeline_options = {"batch_size": batch_size, "workers": workers, "parallel": parallel, "progress": False}
+        embed_images(embedder, paths[: min(len(paths), 2 * batch_size)], **pipeline_options)
+        naive_per_image(embedder, paths[:2])
 
         # the three ways to embed, round-robin: with repeat > 1 each keeps its best round, which is the
         # one least disturbed by whatever else the machine was doing

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .decoding import PARALLEL
 from .errors import CourseError
-from .pipeline import PARALLEL
 
 PARALLEL_HELP = "decode images in threads or worker processes (default auto: processes next to a CUDA GPU)"
 STORE_HELP = "numpy (default), chroma:PATH or http://HOST:PORT (a Chroma server); default: COURSE_INDEX or numpy"

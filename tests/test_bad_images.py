@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, features
 
-from course_utils import pipeline
+from course_utils import decoding
 from course_utils.catalog import Product
 from course_utils.cli import main
 from course_utils.images import open_image
@@ -243,14 +243,14 @@ def test_unreadable_file_is_skipped(tiny_embedder, tmp_path, monkeypatch):
     path = save(picture(), tmp_path / "secret.png")
     path.chmod(0)
     if os.access(path, os.R_OK):  # root reads anything: simulate the permission error
-        real_open = pipeline._open
+        real_open = decoding._open
 
         def refuse(file, *args, **kwargs):
             if Path(file) == path:
                 raise PermissionError(errno.EACCES, "Permission denied", str(file))
             return real_open(file, *args, **kwargs)
 
-        monkeypatch.setattr(pipeline, "_open", refuse)
+        monkeypatch.setattr(decoding, "_open", refuse)
     good = save(picture(seed=2), tmp_path / "fine.png")
     result = embed_images(tiny_embedder, [path, good])
     path.chmod(0o644)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from course_utils import bench, embeddings, pipeline
+from course_utils import bench, decoding, embeddings
 from course_utils.cli import main
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
@@ -68,7 +68,7 @@ def test_bench_json_has_every_figure(bench_run):
     # the preprocessing ceiling is the best of threads and (where processes can fork) one process per core
     setups = result["preprocess_by_workers"]
     assert result["preprocess_ceiling_ips"] == max(setups.values()) and result["preprocess_ceiling_workers"] in setups
-    assert f"{result['cpu_cores']} processes" in setups or not pipeline.can_fork()
+    assert f"{result['cpu_cores']} processes" in setups or not decoding.can_fork()
     assert result["parallel"] == "threads"  # a CPU's model is the slow part
     plot = out.with_suffix(".png")
     assert result["plot"] == str(plot) and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,14 +18,15 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from course_utils import pipeline
+from course_utils import decoding, pipeline
 from course_utils.catalog import Product, default_catalog
 from course_utils.cli import main
+from course_utils.decoding import PixelRecipe
 from course_utils.embeddings import features_to_array, l2_normalize
 from course_utils.errors import CourseError
 from course_utils.images import open_image
 from course_utils.index import ImageIndex
-from course_utils.pipeline import EmbeddingCache, PixelRecipe, embed_images, index_folder
+from course_utils.pipeline import EmbeddingCache, embed_images, index_folder
 
 
 def plain_loop(embedder, items):
@@ -114,17 +115,17 @@ def test_batch_size_and_workers_do_not_change_the_vectors(tiny_embedder, catalog
 
 def test_worker_processes_are_chosen_next_to_a_gpu_only(monkeypatch, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
-    monkeypatch.setattr(pipeline, "cpu_cores", lambda: 16)
-    assert pipeline.resolve_parallel("auto", "cuda:0", True, paths) == "processes"
-    assert pipeline.default_workers("cuda:0", "processes") == 16
-    assert pipeline.default_workers("cuda:0", "threads") == pipeline.MAX_THREADS
-    assert pipeline.default_workers("cpu") == 8
+    monkeypatch.setattr(decoding, "cpu_cores", lambda: 16)
+    assert decoding.resolve_parallel("auto", "cuda:0", True, paths) == "processes"
+    assert decoding.default_workers("cuda:0", "processes") == 16
+    assert decoding.default_workers("cuda:0", "threads") == decoding.MAX_THREADS
+    assert decoding.default_workers("cpu") == 8
     # a CPU's model is the slow part; PIL images in memory and the processor's own path stay in threads
-    assert pipeline.resolve_parallel("auto", "cpu", True, paths) == "threads"
-    assert pipeline.resolve_parallel("auto", "cuda:0", True, [*paths, Image.open(paths[0])]) == "threads"
-    assert pipeline.resolve_parallel("auto", "cuda:0", False, paths) == "threads"
-    monkeypatch.setattr(pipeline, "cpu_cores", lambda: 2)  # a Colab runtime: one core could not feed a GPU alone
-    assert pipeline.resolve_parallel("auto", "cuda:0", True, paths) == "threads"
+    assert decoding.resolve_parallel("auto", "cpu", True, paths) == "threads"
+    assert decoding.resolve_parallel("auto", "cuda:0", True, [*paths, Image.open(paths[0])]) == "threads"
+    assert decoding.resolve_parallel("auto", "cuda:0", False, paths) == "threads"
+    monkeypatch.setattr(decoding, "cpu_cores", lambda: 2)  # a Colab runtime: one core could not feed a GPU alone
+    assert decoding.resolve_parallel("auto", "cuda:0", True, paths) == "threads"
 
 
 def test_cache_hits_come_back_from_worker_processes(tiny_embedder, photos, tmp_path):
@@ -138,25 +139,25 @@ def test_cache_hits_come_back_from_worker_processes(tiny_embedder, photos, tmp_p
 def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
     embed_images(tiny_embedder, paths, workers=2, parallel="processes")
-    pids = [process.pid for process in pipeline.process_pool(2).processes]
+    pids = [process.pid for process in decoding.process_pool(2).processes]
     embed_images(tiny_embedder, paths, workers=2, parallel="processes")
-    assert [process.pid for process in pipeline.process_pool(2).processes] == pids  # started once
-    pipeline.process_pool(2).processes[0].kill()
-    pipeline.process_pool(2).processes[0].join()
+    assert [process.pid for process in decoding.process_pool(2).processes] == pids  # started once
+    decoding.process_pool(2).processes[0].kill()
+    decoding.process_pool(2).processes[0].join()
     result = embed_images(tiny_embedder, paths, workers=2, parallel="processes")
-    assert result.kept == list(range(8)) and pipeline.process_pool(2).processes[0].pid != pids[0]
+    assert result.kept == list(range(8)) and decoding.process_pool(2).processes[0].pid != pids[0]
 
 
 def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
-    recipe = PixelRecipe.from_processor(pipeline.image_processor_of(tiny_embedder))
+    recipe = PixelRecipe.from_processor(decoding.image_processor_of(tiny_embedder))
     expected = {path: recipe.prepare(open_image(path)) for path in paths}
-    job = pipeline._Job(recipe, None, None, True)
+    job = decoding.DecodeJob(recipe, None, None, True)
     first_is_running = threading.Event()
 
     def pixels_match(items, pause):
         matches = []
-        for n, (_, item, _, pixels, _) in enumerate(pipeline.prepare_in_processes(job, items, 2, 64)):
+        for n, (_, item, _, pixels, _) in enumerate(decoding.prepare_in_processes(job, items, 2, 64)):
             matches.append(np.array_equal(pixels, expected[item]))
             if n == 0 and pause:  # the second run starts while this one is half done
                 first_is_running.set()
@@ -171,7 +172,7 @@ def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog
 
 
 def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catalog_dir):
-    pipeline._discard_pool()
+    decoding._discard_pool()
     read_end, write_end = os.pipe()  # like a pipe to a program that waits for its end of file
     try:
         embed_images(tiny_embedder, sorted(catalog_dir.glob("*.png")), workers=2, parallel="processes")
@@ -184,10 +185,10 @@ def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catal
 
 def test_worker_processes_end_with_a_killed_parent(tiny_clip_dir, catalog_dir):
     script = (
-        "import sys; from course_utils import pipeline; from course_utils.embeddings import load_clip;"
+        "import sys; from course_utils import decoding, pipeline; from course_utils.embeddings import load_clip;"
         "import glob; e = load_clip(sys.argv[1], device='cpu');"
         "pipeline.embed_images(e, sorted(glob.glob(sys.argv[2] + '/*.png')), workers=2, parallel='processes');"
-        "print(*[p.pid for p in pipeline.process_pool(2).processes], flush=True); sys.stdin.read()"
+        "print(*[p.pid for p in decoding.process_pool(2).processes], flush=True); sys.stdin.read()"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script, str(tiny_clip_dir), str(catalog_dir)],
@@ -195,10 +196,12 @@ def test_worker_processes_end_with_a_killed_parent(tiny_clip_dir, catalog_dir):
         stdout=subprocess.PIPE,
         text=True,
     )
-    workers = [int(pid) for pid in parent.stdout.readline().split()]
-    assert len(workers) == 2 and all(Path(f"/proc/{pid}").exists() for pid in workers)
-    parent.kill()  # as when a notebook's kernel is killed
-    parent.wait()
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(workers) == 2 and all(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        parent.kill()  # as when a notebook's kernel is killed
+        parent.wait()
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
