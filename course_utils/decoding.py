@@ -222,6 +222,9 @@ PARALLEL = ("auto", "threads", "processes")
 #: Images a worker process prepares per message: big enough to make the hand-over cheap, small
 #: enough that every core gets work on a folder of a few hundred images.
 PROCESS_CHUNK = 32
+#: /dev/shm space below which ``auto`` keeps to threads: chunks in flight take ~150 MB at 224 px,
+#: and a container's default 64 MB /dev/shm would make worker processes crash.
+SHARED_MEMORY_NEEDED = 512 * 2**20
 
 
 def cpu_cores() -> int:
@@ -251,7 +254,16 @@ def resolve_parallel(parallel: str, device: str, fast: bool, items: Sequence[Any
         return parallel
     files_only = not any(isinstance(item, Image.Image) for item in items)
     use_processes = device.split(":")[0] == "cuda" and fast and files_only and can_fork() and cpu_cores() > 2
-    return "processes" if use_processes else "threads"
+    return "processes" if use_processes and shared_memory_free() >= SHARED_MEMORY_NEEDED else "threads"
+
+
+def shared_memory_free() -> int:
+    """Free bytes in /dev/shm, where worker processes put the pixels they send back (0 if there is none)."""
+    try:
+        info = os.statvfs("/dev/shm")
+    except OSError:
+        return 0
+    return info.f_bavail * info.f_frsize
 
 
 def default_workers(device: str, parallel: str = "threads") -> int:
@@ -366,7 +378,11 @@ def _detach_from_parent(keep: set[int]) -> None:
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it stops the pool
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+    try:
+        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: keep the copies rather than fail
+        inherited = []
+    for fd in inherited:
         if fd > 2 and fd != devnull and fd not in keep:
             with contextlib.suppress(OSError):
                 os.dup2(devnull, fd)
@@ -426,7 +442,8 @@ class ProcessPool:
             except queue.Empty:
                 if not self.processes[worker].is_alive():
                     raise CourseError(
-                        "An image-decoding worker process stopped (out of memory?). Try parallel='threads'."
+                        "An image-decoding worker process stopped (out of memory, or too little space in "
+                        "/dev/shm?). Try parallel='threads'."
                     ) from None
 
     def close(self) -> None:

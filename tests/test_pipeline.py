@@ -116,6 +116,7 @@ def test_batch_size_and_workers_do_not_change_the_vectors(tiny_embedder, catalog
 def test_worker_processes_are_chosen_next_to_a_gpu_only(monkeypatch, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
     monkeypatch.setattr(decoding, "cpu_cores", lambda: 16)
+    monkeypatch.setattr(decoding, "shared_memory_free", lambda: 2**30)
     assert decoding.resolve_parallel("auto", "cuda:0", True, paths) == "processes"
     assert decoding.default_workers("cuda:0", "processes") == 16
     assert decoding.default_workers("cuda:0", "threads") == decoding.MAX_THREADS
@@ -124,6 +125,9 @@ def test_worker_processes_are_chosen_next_to_a_gpu_only(monkeypatch, catalog_dir
     assert decoding.resolve_parallel("auto", "cpu", True, paths) == "threads"
     assert decoding.resolve_parallel("auto", "cuda:0", True, [*paths, Image.open(paths[0])]) == "threads"
     assert decoding.resolve_parallel("auto", "cuda:0", False, paths) == "threads"
+    monkeypatch.setattr(decoding, "shared_memory_free", lambda: 64 * 2**20)  # a container's default /dev/shm
+    assert decoding.resolve_parallel("auto", "cuda:0", True, paths) == "threads"
+    monkeypatch.setattr(decoding, "shared_memory_free", lambda: 2**30)
     monkeypatch.setattr(decoding, "cpu_cores", lambda: 2)  # a Colab runtime: one core could not feed a GPU alone
     assert decoding.resolve_parallel("auto", "cuda:0", True, paths) == "threads"
 
