@@ -325,7 +325,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
     )
     if args.chroma:
-        from .chroma_store import bench_chroma
+        from .chroma_bench import bench_chroma
 
         try:
             chroma_sizes = sorted({int(size.replace("_", "")) for size in args.chroma.split(",") if size.strip()})
@@ -346,7 +346,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result) if args.json else f"{format_table(result)}\n\nPlot: {result['plot']}")
     if args.chroma and not args.json:
-        from .chroma_store import format_bench
+        from .chroma_bench import format_bench
 
         print(f"\nChroma against exact search:\n{format_bench(result['chroma'])}")
     return 0

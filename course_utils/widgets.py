@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import inspect
 import io
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -488,3 +489,59 @@ def plan_comparison_panel(rag: Any, k: int = 3) -> PlanComparisonPanel:
     Introduced in 08_evaluating_image_rag.
     """
     return PlanComparisonPanel(rag, k=k)
+
+
+# --------------------------------------------------------------------------- 09: numpy or chroma
+
+
+class BackendExplorer:
+    """A query box, a k slider and a backend dropdown: the same search on NumPy or on Chroma.
+
+    ``backends`` maps a label to an index (anything with the index interface). ``.run()`` does
+    what the button does and returns the :class:`~course_utils.retrieval.Retrieval`; ``.last``
+    keeps it and ``.seconds`` how long the search took. Introduced in 09_scaling_with_a_vector_database.
+    """
+
+    def __init__(self, embedder: Any, backends: Mapping[str, Any], k: int = 3, plan: str = "hybrid") -> None:
+        if not backends:
+            raise CourseError("Give at least one backend, e.g. {'numpy': index}.")
+        sizes = {len(index) for index in backends.values()}
+        if len(sizes) != 1:
+            raise CourseError("The backends hold different numbers of images: index the same catalog into each.")
+        self.backends = dict(backends)
+        self.explorer = retrieval_explorer(embedder, next(iter(self.backends.values())), k=k, plan=plan)
+        self.query, self.k, self.button = self.explorer.query, self.explorer.k, self.explorer.button
+        self.message, self.results = self.explorer.message, self.explorer.results
+        self.backend = widgets.Dropdown(options=list(self.backends), description="Backend")
+        self.timing = widgets.HTML(value="")
+        self.last = None
+        self.seconds: float | None = None
+        # the button and the dropdown go through run(), so the timing line always matches the grid
+        self.button.on_click(self.explorer.run, remove=True)
+        self.button.on_click(self.run)
+        self.backend.observe(lambda _change: self.run() if self.query.value.strip() else None, names="value")
+        self.widget = widgets.VBox([self.backend, self.explorer.widget, self.timing])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def run(self, _button: Any = None) -> Any:
+        self.explorer.index = self.backends[self.backend.value]
+        start = time.perf_counter()
+        found = self.explorer.run()
+        self.seconds = time.perf_counter() - start
+        self.last = found
+        self.timing.value = (
+            "" if found is None else f"<small>{html.escape(self.backend.value)}: {self.seconds * 1000:.0f} ms</small>"
+        )
+        return found
+
+
+def backend_explorer(embedder: Any, backends: Mapping[str, Any], k: int = 3, plan: str = "hybrid") -> BackendExplorer:
+    """The search panel of notebook 09: query, k and a backend dropdown (e.g. numpy / chroma).
+
+    Introduced in 09_scaling_with_a_vector_database.
+    """
+    return BackendExplorer(embedder, backends, k=k, plan=plan)

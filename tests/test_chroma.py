@@ -14,16 +14,13 @@ import pytest
 from chroma_server import _chroma_server, closed_port_url  # noqa: F401  (the chroma_server fixture)
 
 from course_utils.catalog import default_catalog
+from course_utils.chroma_bench import bench_chroma, bench_vectors, format_bench
 from course_utils.chroma_store import (
     INSTALL_HINT,
     ChromaIndex,
     StoreSpec,
-    backend_explorer,
-    bench_chroma,
-    bench_vectors,
     chroma_client,
     content_id,
-    format_bench,
     metadata_where,
     open_store,
     parse_store,
@@ -33,6 +30,7 @@ from course_utils.errors import CourseError
 from course_utils.index import ImageIndex
 from course_utils.rag import ImageRAG
 from course_utils.retrieval import retrieve
+from course_utils.widgets import backend_explorer
 
 QUERIES = ("red circle", "blue striped square", "a teal product", "cheapest widgets", "gadgets under $20", "tools")
 FILTERS = [
@@ -445,12 +443,12 @@ class BorrowedServer:
 
 
 def test_cli_bench_adds_the_chroma_figures(cli_env, capsys, monkeypatch, chroma_server):
-    from course_utils import bench, chroma_store
+    from course_utils import bench, chroma_bench
 
     monkeypatch.setattr(bench, "run_bench", lambda **kwargs: {"arch": "stub", "device": "cpu"})
     monkeypatch.setattr(bench, "save_plot", lambda result, path: path)
     monkeypatch.setattr(bench, "format_table", lambda result: "indexing table")
-    monkeypatch.setattr(chroma_store, "ChromaServer", BorrowedServer(chroma_server))
+    monkeypatch.setattr(chroma_bench, "ChromaServer", BorrowedServer(chroma_server))
     data = cli_json(capsys, "bench", "--chroma", "200,400", "--out", str(cli_env / "bench.json"), "--json")
     chroma = data["chroma"]
     assert chroma["vectors"] == "clustered" and chroma["dim"] == 512
