@@ -239,9 +239,10 @@ def can_fork() -> bool:
 
 
 def resolve_parallel(parallel: str, device: str, fast: bool, items: Sequence[Any]) -> str:
-    """``auto``: processes next to a CUDA GPU (when they can fork and every input is a file), threads otherwise.
+    """``auto``: processes next to a CUDA GPU, threads otherwise.
 
-    A CPU spends ~40 ms per ViT-B/32 image in the model and ~1 ms decoding it, so threads suffice
+    Processes only where they can fork (Linux), with more than 2 cores, room in /dev/shm and
+    every input a file (a PIL image would have to be copied to a worker). A CPU spends ~40 ms per ViT-B/32 image in the model and ~1 ms decoding it, so threads suffice
     there; a GPU needs ~0.05 ms, so decoding must use every core.
     """
     if parallel not in PARALLEL:
