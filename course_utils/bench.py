@@ -231,7 +231,7 @@ def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: i
     prepare = prepare_in_threads
     if parallel == "processes":
         prepare = prepare_in_processes
-        process_pool(workers)  # started before the clock, as the pipeline's pool is started once per session
+        process_pool(workers)  # started before the clock: the pipeline starts its pool once per Python process
     start = time.perf_counter()
     for _, _, what, _, _ in prepare(job, paths, workers, 64 * workers):
         if what != "pixels":

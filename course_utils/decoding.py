@@ -466,7 +466,7 @@ def _discard_pool() -> None:
 
 
 def process_pool(workers: int) -> ProcessPool:
-    """The session's :class:`ProcessPool`, started (again) when the number of workers changes or one died."""
+    """This Python process's :class:`ProcessPool`, started (again) when the number of workers changes or one died."""
     global _pool
     if _pool is not None and (len(_pool) != workers or not _pool.alive()):
         _discard_pool()
