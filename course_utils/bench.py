@@ -366,7 +366,15 @@ def run_bench(
     import torch
     import transformers
 
-    from .decoding import PixelRecipe, can_fork, cpu_cores, default_workers, image_processor_of, resolve_parallel
+    from .decoding import (
+        PixelRecipe,
+        can_fork,
+        cpu_cores,
+        default_workers,
+        image_processor_of,
+        resolve_parallel,
+        shared_memory_free,
+    )
     from .pipeline import build_index, embed_images, folder_inputs, resolve_precision
 
     if n_images < 2:
@@ -393,6 +401,7 @@ def run_bench(
         "batch_size": batch_size,
         "workers": workers,
         "parallel": parallel,
+        "shared_memory_free_mb": round(shared_memory_free() / 2**20),  # auto needs room there for processes
         "precision": precision,
         "repeat": repeat,
         "image_processor": type(image_processor_of(embedder)).__name__,

@@ -70,6 +70,7 @@ def test_bench_json_has_every_figure(bench_run):
     assert result["preprocess_ceiling_ips"] == max(setups.values()) and result["preprocess_ceiling_workers"] in setups
     assert f"{result['cpu_cores']} processes" in setups or not decoding.can_fork()
     assert result["parallel"] == "threads"  # a CPU's model is the slow part
+    assert result["shared_memory_free_mb"] == pytest.approx(decoding.shared_memory_free() / 2**20, abs=64)
     plot = out.with_suffix(".png")
     assert result["plot"] == str(plot) and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
