@@ -221,19 +221,16 @@ def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: i
         DecodeJob,
         PixelRecipe,
         image_processor_of,
-        prepare_in_processes,
-        prepare_in_threads,
+        prepare,
         process_pool,
     )
 
     processor = image_processor_of(embedder)
     job = DecodeJob(PixelRecipe.from_processor(processor), processor, None, True)
-    prepare = prepare_in_threads
     if parallel == "processes":
-        prepare = prepare_in_processes
         process_pool(workers)  # started before the clock: the pipeline starts its pool once per Python process
     start = time.perf_counter()
-    for _, _, what, _, _ in prepare(job, paths, workers, 64 * workers):
+    for _, _, what, _, _ in prepare(job, paths, workers, 64 * workers, parallel):
         if what != "pixels":
             raise RuntimeError("a benchmark image failed to decode")
     return len(paths) / (time.perf_counter() - start)

@@ -508,3 +508,9 @@ def prepare_in_processes(job: DecodeJob, items: Sequence[Any], workers: int, ahe
         finally:
             if not finished:
                 _discard_pool()
+
+
+def prepare(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int, parallel: str) -> Iterator[Prepared]:
+    """Every input prepared by ``job``, in order, on ``workers`` threads or worker processes (``parallel``)."""
+    run = prepare_in_processes if parallel == "processes" else prepare_in_threads
+    return run(job, items, workers, ahead)

@@ -37,8 +37,7 @@ from .decoding import (
     PixelRecipe,
     default_workers,
     image_processor_of,
-    prepare_in_processes,
-    prepare_in_threads,
+    prepare,
     resolve_parallel,
 )
 from .embeddings import DEFAULT_BATCH_SIZE, PROGRESS_BAR_MIN, features_to_array
@@ -339,8 +338,7 @@ def embed_images(
     start = time.perf_counter()
     show = n > PROGRESS_BAR_MIN if progress is None else progress
     bar = tqdm(total=n, disable=not show, desc="Embedding images", unit="img", smoothing=0.1)
-    prepare = prepare_in_processes if parallel == "processes" else prepare_in_threads
-    prepared = prepare(job, items, workers, batch_size * prefetch_batches)
+    prepared = prepare(job, items, workers, batch_size * prefetch_batches, parallel)
     try:
         batch: list[tuple[int, np.ndarray, str | None]] = []
         for i, item, what, payload, digest in prepared:
