@@ -1,9 +1,12 @@
 """course_utils: the tested helpers behind the Image RAG course notebooks.
 
-Each public helper's docstring names the notebook that introduces it.
+Each public helper's docstring names the notebook that introduces it. The concepts the notebooks
+teach are flat modules (catalog, embeddings, index, retrieval, prompts, rag, ...); the machinery
+lives in subpackages (``indexing``, ``llm``, ``store``, ``bench``, ``mini_clip``). The names below
+are the ones the notebooks use most; each is importable from here and from its own module.
 """
 
-from .cascade import Cascade, get_cascade, raw_gemini_call
+from . import config
 from .catalog import (
     COLOR_HEX,
     PATTERNS,
@@ -17,28 +20,22 @@ from .catalog import (
 )
 from .embeddings import CLIPEmbedder, load_clip, pick_device
 from .errors import CourseError
-from .evaluation import evaluate_retrieval, generate_queries, load_queries, run_eval
+from .evaluation import evaluate_retrieval, load_queries, run_eval
 from .grounding import check_grounding
-from .index import ImageIndex
-from .llm import LLMResponse, OfflineAnswerer
-from .pipeline import index_folder
-from .query import QueryIntent, parse_question
+from .index import ImageIndex, MetadataFilter, VectorIndex
+from .indexing import build_index, index_folder
+from .llm import LLM, Cascade, LLMResponse, OfflineAnswerer, get_cascade, raw_gemini_call
+from .query import QueryIntent, generate_queries, parse_question
 from .rag import ImageRAG, RAGResult, build_metadata_context
 from .rerank import rerank
 from .retrieval import Hit, Retrieval, retrieve
-from .workspace import cache_dir, catalog_images, catalog_index
+from .workspace import catalog_images, catalog_index, report_environment
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "rerank",
-    "index_folder",
-    "check_grounding",
-    "run_eval",
-    "load_queries",
-    "generate_queries",
-    "evaluate_retrieval",
     "COLOR_HEX",
+    "LLM",
     "PATTERNS",
     "SHAPES",
     "CLIPEmbedder",
@@ -48,24 +45,35 @@ __all__ = [
     "ImageIndex",
     "ImageRAG",
     "LLMResponse",
+    "MetadataFilter",
     "OfflineAnswerer",
     "Product",
     "QueryIntent",
     "RAGResult",
     "Retrieval",
+    "VectorIndex",
+    "build_index",
     "build_metadata_context",
-    "cache_dir",
     "catalog_images",
     "catalog_index",
+    "check_grounding",
+    "config",
     "default_catalog",
+    "evaluate_retrieval",
+    "generate_queries",
     "get_cascade",
+    "index_folder",
     "load_catalog",
     "load_clip",
+    "load_queries",
     "parse_question",
     "pick_device",
     "raw_gemini_call",
     "render_catalog",
     "render_product",
+    "report_environment",
+    "rerank",
     "retrieve",
+    "run_eval",
     "save_catalog",
 ]

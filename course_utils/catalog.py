@@ -10,7 +10,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -20,6 +19,27 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import CourseError
+from .files import slugify, write_atomic
+
+__all__ = [
+    "COLOR_HEX",
+    "DEFAULT_PRODUCTS",
+    "IMAGE_SIZE",
+    "MAX_TEXT_FIELD",
+    "PATTERNS",
+    "SHAPES",
+    "default_catalog",
+    "draw_item",
+    "hex_to_rgb",
+    "load_catalog",
+    "Product",
+    "product_from_dict",
+    "render_catalog",
+    "render_product",
+    "save_catalog",
+    "shape_polygon",
+    "validate_catalog",
+]
 
 SHAPES = ("circle", "square", "rectangle", "triangle", "diamond", "hexagon", "star")
 PATTERNS = ("solid", "striped", "dotted", "checkered")
@@ -107,12 +127,6 @@ DEFAULT_PRODUCTS: tuple[Product, ...] = (
 def default_catalog() -> list[Product]:
     """The course's eight-product catalog. Introduced in 01_synthetic_catalog."""
     return list(DEFAULT_PRODUCTS)
-
-
-def slugify(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    return slug or "product"
 
 
 def _clean_text(value: str) -> str:
@@ -207,19 +221,6 @@ def load_catalog(path: str | os.PathLike) -> list[Product]:
         return validate_catalog(data)
     except CourseError as exc:
         raise CourseError(f"{path}: {exc}") from None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_catalog(products: Sequence[Product], path: str | os.PathLike) -> Path:

@@ -11,8 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .decoding import PARALLEL
 from .errors import CourseError
+from .indexing import PARALLEL
+
+__all__ = ["build_parser", "main"]
 
 PARALLEL_HELP = "decode images in threads or worker processes (default auto: processes next to a CUDA GPU)"
 STORE_HELP = "numpy (default), chroma:PATH or http://HOST:PORT (a Chroma server); default: COURSE_INDEX or numpy"
@@ -110,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_index(args: argparse.Namespace):
-    from .chroma_store import open_store, parse_store
     from .embeddings import load_clip
     from .index import ImageIndex
+    from .store import open_store, parse_store
     from .workspace import catalog_index
 
     store = parse_store(args.store)
@@ -168,9 +170,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from .catalog import default_catalog, load_catalog
-    from .chroma_store import open_store, parse_store
     from .embeddings import load_clip
-    from .pipeline import build_index, folder_inputs
+    from .indexing import folder_inputs, index_files
+    from .store import open_store, parse_store
     from .workspace import catalog_images
 
     skipped: list[dict] = []
@@ -194,7 +196,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             if skipped:
                 print(_skipped_table(skipped))
         return 0
-    index, run = build_index(
+    index, run = index_files(
         products,
         paths,
         embedder,
@@ -264,7 +266,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .cascade import get_cascade
+    from .llm import get_cascade
     from .rag import ImageRAG
 
     index, embedder = _load_index(args)
@@ -303,7 +305,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import format_table, run_bench, save_plot
-    from .workspace import cache_dir
+    from .config import cache_dir
 
     try:
         sizes = sorted({int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()})
@@ -325,7 +327,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
     )
     if args.chroma:
-        from .chroma_bench import bench_chroma
+        from .bench import bench_chroma
 
         try:
             chroma_sizes = sorted({int(size.replace("_", "")) for size in args.chroma.split(",") if size.strip()})
@@ -346,7 +348,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result) if args.json else f"{format_table(result)}\n\nPlot: {result['plot']}")
     if args.chroma and not args.json:
-        from .chroma_bench import format_bench
+        from .bench import format_bench
 
         print(f"\nChroma against exact search:\n{format_bench(result['chroma'])}")
     return 0

@@ -17,19 +17,29 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from . import config
 from .errors import CourseError
-from .images import ImageLike
+from .images import ImageLike, open_image
 
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+__all__ = [
+    "BUNDLED_MODEL_DIR",
+    "BUNDLED_MODEL_NAME",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MODEL",
+    "PROGRESS_BAR_MIN",
+    "CLIPEmbedder",
+    "features_to_array",
+    "hub_reachable",
+    "l2_normalize",
+    "load_clip",
+    "pick_device",
+]
+
+DEFAULT_MODEL = config.DEFAULT_CLIP_MODEL
 BUNDLED_MODEL_DIR = Path(__file__).with_name("models") / "mini-clip"
 BUNDLED_MODEL_NAME = "mini-clip"
 DEFAULT_BATCH_SIZE = {"cuda": 128, "mps": 32, "cpu": 16}
 PROGRESS_BAR_MIN = 32  # more images than fit on a screen get a progress bar
-
-
-def is_offline() -> bool:
-    """True when ``COURSE_OFFLINE`` asks for the bundled model and the offline answerer."""
-    return os.environ.get("COURSE_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def pick_device(device: str | None = None) -> str:
@@ -129,20 +139,29 @@ class CLIPEmbedder:
     ) -> np.ndarray:
         """Embed images (paths or PIL images) in batches as rows of an (n, d) float32 array.
 
-        Worker threads decode the next images while the model runs (see :mod:`course_utils.pipeline`);
-        a file that is not a usable image raises :class:`CourseError` saying why.
+        The plain batched call: open, preprocess, forward pass, one batch after another. A file that
+        is not a usable image raises :class:`CourseError` saying why. To index a folder fast, skipping
+        bad files and reusing earlier embeddings, use :func:`course_utils.indexing.embed_files`.
         """
-        from .pipeline import embed_images
+        import torch
+        from tqdm.auto import tqdm
 
         images = list(images)
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return embed_images(self, images, batch_size=batch_size, progress=progress, on_error="raise").vectors
-
-
-def resolve_model_name(model: str | os.PathLike | None = None) -> str:
-    """The model to load: the argument, else ``COURSE_CLIP_MODEL``, else the hub default."""
-    return str(model or os.environ.get("COURSE_CLIP_MODEL") or DEFAULT_MODEL)
+        batch_size = batch_size or DEFAULT_BATCH_SIZE.get(self.device.split(":")[0], 16)
+        if batch_size <= 0:
+            raise CourseError(f"batch_size must be a positive number, got {batch_size}.")
+        show = len(images) > PROGRESS_BAR_MIN if progress is None else progress
+        rows = []
+        with tqdm(total=len(images), disable=not show, desc="Embedding images", unit="img") as bar:
+            for start in range(0, len(images), batch_size):
+                batch = [open_image(image) for image in images[start : start + batch_size]]
+                pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
+                with torch.inference_mode():
+                    rows.append(features_to_array(self.model.get_image_features(pixel_values=pixels)))
+                bar.update(len(batch))
+        return np.concatenate(rows)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -151,7 +170,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     Checked before a download so that a firewalled laptop falls back to the bundled model in
     seconds instead of waiting through the hub client's retries.
     """
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    endpoint = urlparse(config.hub_endpoint())
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
         socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
@@ -178,7 +197,7 @@ def load_clip(model: str | os.PathLike | None = None, device: str | None = None)
 
     Introduced in 02_clip_embeddings.
     """
-    name = resolve_model_name(model)
+    name = config.clip_model(model)
     device = pick_device(device)
     key = (name, device)
     if key in _CACHE:
@@ -187,7 +206,7 @@ def load_clip(model: str | os.PathLike | None = None, device: str | None = None)
     if not Path(source).is_dir():
         if source.startswith((".", "/")) or Path(source).exists():
             raise CourseError(f"No CLIP model folder at {name}: give a hub name or a folder made by save_pretrained.")
-        if is_offline():
+        if config.offline():
             source = _fallback(name, "COURSE_OFFLINE=1")
         else:
             try:  # a cached copy needs no network

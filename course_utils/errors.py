@@ -1,5 +1,7 @@
 """The one exception type the course raises for user errors."""
 
+__all__ = ["CourseError"]
+
 
 class CourseError(Exception):
     """A problem the user can fix: the message says what went wrong and what to do.

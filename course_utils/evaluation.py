@@ -15,8 +15,26 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import choose_threshold
 from .catalog import Product, default_catalog, load_catalog, render_catalog
+from .embeddings import load_clip
 from .errors import CourseError
+from .query import generate_queries
+
+__all__ = [
+    "DEFAULT_LABELLED_QUERIES",
+    "TOP_SHOWN",
+    "evaluate_retrieval",
+    "format_report",
+    "hit_at_k",
+    "load_queries",
+    "ndcg_at_k",
+    "r_precision",
+    "rank_products",
+    "recall_at_k",
+    "reciprocal_rank",
+    "run_eval",
+]
 
 #: How many of the best-ranked product names each per-query record lists (at least |relevant|).
 TOP_SHOWN = 5
@@ -148,90 +166,6 @@ def load_queries(path: str | os.PathLike) -> list[dict[str, Any]]:
         queries.append({**item, "query": query.strip(), "relevant": [name.strip() for name in relevant]})
     if not queries:
         raise CourseError(f"{path} holds no queries.")
-    return queries
-
-
-# --------------------------------------------------------------------------- labels for free
-
-_SHAPE_PHRASES = {
-    "circle": ("circle", "round"), "square": ("square", "square"), "rectangle": ("rectangle", "rectangular"),
-    "triangle": ("triangle", "triangular"), "diamond": ("diamond", "diamond-shaped"),
-    "hexagon": ("hexagon", "hexagonal"), "star": ("star", "star-shaped"),
-}  # fmt: skip
-_PATTERN_PHRASES = {
-    "solid": ("plain", "solid"), "striped": ("stripes", "striped"),
-    "dotted": ("dots", "dotted"), "checkered": ("checks", "checkered"),
-}  # fmt: skip
-_COLOR_TEMPLATES = (
-    "{c} products", "What {c} products do you have?", "Show me something {c}.",
-    "I need a {c} product. What are my options?",
-)  # fmt: skip
-_SHAPE_TEMPLATES = ("{a} products", "Do you sell anything {a}?", "a {n}", "I am looking for something {a}.")
-_PATTERN_TEMPLATES = ("{a} products", "Which products have {n}?", "Do you sell {a} items?")
-_CATEGORY_TEMPLATES = ("Show me your {g}.",)
-_COMBO_TEMPLATES = ("a {x} {y}", "Do you have a {x} {y}?")
-
-
-def generate_queries(products: Sequence[Product]) -> list[dict[str, Any]]:
-    """Labelled queries made from the catalog itself: the attributes say what is relevant.
-
-    Each query carries ``type`` (color, shape, pattern, category, combination or absent) and its
-    relevant product names; ``absent`` queries ask for a colour, shape or pattern the catalog lacks,
-    or for a colour + shape pair that no product has.
-    Introduced in 08_evaluating_image_rag.
-    """
-    from .catalog import COLOR_HEX, SHAPES
-
-    queries: list[dict[str, Any]] = []
-
-    def add(kind: str, text: str, relevant: Sequence[Product]) -> None:
-        queries.append({"query": text, "relevant": [p.name for p in relevant], "type": kind})
-
-    def having(**attrs: str) -> list[Product]:
-        return [p for p in products if all(getattr(p, k) == v for k, v in attrs.items())]
-
-    for color in sorted({p.color_name for p in products}):
-        for template in _COLOR_TEMPLATES:
-            add("color", template.format(c=color), having(color_name=color))
-    for shape in sorted({p.shape for p in products}):
-        noun, adjective = _SHAPE_PHRASES[shape]
-        for template in _SHAPE_TEMPLATES:
-            add("shape", template.format(a=adjective, n=noun), having(shape=shape))
-    for pattern in sorted({p.pattern for p in products}):
-        noun, adjective = _PATTERN_PHRASES[pattern]
-        for template in _PATTERN_TEMPLATES:
-            add("pattern", template.format(a=adjective, n=noun), having(pattern=pattern))
-    for category in sorted({p.category for p in products}):
-        for template in _CATEGORY_TEMPLATES:
-            add("category", template.format(g=category), having(category=category))
-    pairs = sorted({(p.color_name, p.shape) for p in products})
-    for color, shape in pairs:
-        for template in _COMBO_TEMPLATES:
-            add(
-                "combination",
-                template.format(x=color, y=_SHAPE_PHRASES[shape][0]),
-                having(color_name=color, shape=shape),
-            )
-    for color, pattern in sorted({(p.color_name, p.pattern) for p in products}):
-        add(
-            "combination", f"{_PATTERN_PHRASES[pattern][1]} {color} products", having(color_name=color, pattern=pattern)
-        )
-    # absent: single attributes the catalog lacks, and colour + shape pairs no product has
-    have = {p.color_name for p in products}, {p.shape for p in products}, {p.pattern for p in products}
-    for color in (c for c in COLOR_HEX if c not in have[0]):
-        for template in _COLOR_TEMPLATES:
-            add("absent", template.format(c=color), [])
-    for shape in (s for s in SHAPES if s not in have[1]):
-        for template in _SHAPE_TEMPLATES:
-            add("absent", template.format(a=_SHAPE_PHRASES[shape][1], n=_SHAPE_PHRASES[shape][0]), [])
-    for pattern in (p for p in _PATTERN_PHRASES if p not in have[2]):
-        for template in _PATTERN_TEMPLATES:
-            add("absent", template.format(a=_PATTERN_PHRASES[pattern][1], n=_PATTERN_PHRASES[pattern][0]), [])
-    for i, color in enumerate(COLOR_HEX):
-        for shape in (SHAPES[i % len(SHAPES)], SHAPES[(i + 3) % len(SHAPES)]):
-            if not having(color_name=color, shape=shape):
-                for template in _COMBO_TEMPLATES:
-                    add("absent", template.format(x=color, y=_SHAPE_PHRASES[shape][0]), [])
     return queries
 
 
@@ -393,8 +327,6 @@ def run_eval(
     The catalog is the default eight products when ``catalog_path`` is None. Backs
     ``python -m course_utils eval``. Introduced in 07_train_your_own_clip.
     """
-    from .embeddings import load_clip
-
     products = load_catalog(catalog_path) if catalog_path is not None else default_catalog()
     queries = load_queries(queries_path) if queries_path is not None else generate_queries(products)
     embedder = load_clip(model, device)
@@ -402,48 +334,3 @@ def run_eval(
         paths = render_catalog(products, tmp)
         image_embeddings = embedder.embed_images(paths)
     return evaluate_retrieval(queries, products, image_embeddings, embedder)
-
-
-# --------------------------------------------------------------------------- out-of-catalog refusal
-
-
-def choose_threshold(present: Sequence[float], absent: Sequence[float]) -> dict[str, float]:
-    """The best-hit similarity above which a query counts as "in the catalog".
-
-    Picks the cut with the fewest false accepts + false rejects on labelled present/absent
-    queries (the middle one when several tie). Introduced in 08_evaluating_image_rag.
-    """
-    present, absent = np.sort(np.asarray(present, float)), np.sort(np.asarray(absent, float))
-    if not len(present) or not len(absent):
-        raise ValueError("calibration needs both present and absent queries")
-    values = np.unique(np.concatenate([present, absent]))
-    cuts = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
-    errors = [np.mean(present < c) + np.mean(absent >= c) for c in cuts]
-    best = np.flatnonzero(np.isclose(errors, min(errors)))
-    threshold = float(cuts[best[len(best) // 2]])  # the middle one of the best cuts
-    return {
-        "threshold": threshold,
-        "false_accept": float(np.mean(absent >= threshold)),
-        "false_reject": float(np.mean(present < threshold)),
-        "n_present": int(len(present)),
-        "n_absent": int(len(absent)),
-    }
-
-
-def calibrate_refusal(index: Any, embedder: Any) -> dict[str, float] | None:
-    """Calibrate the "nothing matches" threshold for this catalog and model from generated queries.
-
-    Category queries are left out: a picture does not show its category. Returns None for a
-    catalog whose products have no known attributes (a plain photo folder).
-    Introduced in 08_evaluating_image_rag.
-    """
-    from .catalog import SHAPES
-
-    if not index.products or any(p.shape not in SHAPES or p.price is None for p in index.products):
-        return None
-    queries = [q for q in generate_queries(index.products) if q["type"] != "category"]
-    vectors = embedder.embed_texts([q["query"] for q in queries])
-    best = [float(index.similarities(v).max()) for v in vectors]
-    present = [b for b, q in zip(best, queries, strict=True) if q["relevant"]]
-    absent = [b for b, q in zip(best, queries, strict=True) if not q["relevant"]]
-    return choose_threshold(present, absent) if present and absent else None

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 from .catalog import Product
 
+__all__ = ["check_grounding", "GroundingReport"]
+
 _PRICE = re.compile(r"\$\s?(\d+(?:,\d{3})*(?:\.\d{1,2})?)")
 _PRICE_REACH = 80  # characters after a product name within which a price belongs to it
 

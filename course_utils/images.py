@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 
 from .errors import CourseError
 
+__all__ = ["MAX_PIXELS", "open_image", "read_error_reason", "to_rgb", "UnusableImage"]
+
 ImageLike = str | os.PathLike | Image.Image
 
 #: Pillow's decompression-bomb guard, made an error: a 100-megapixel photo is already unusual.

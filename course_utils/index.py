@@ -1,6 +1,8 @@
 """The image index: normalised embeddings, what they belong to, and the model that made them.
 
-Search is one matrix product plus a top-k. Introduced in 03_image_retrieval.
+Search is one matrix product plus a top-k. :class:`VectorIndex` is the interface every backend
+offers (this NumPy index, a Chroma collection, FAISS), and :class:`MetadataFilter` the metadata
+rules a backend applies. Introduced in 03_image_retrieval.
 """
 
 from __future__ import annotations
@@ -9,16 +11,26 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .catalog import Product, product_from_dict, write_atomic
+from .catalog import Product, product_from_dict
 from .embeddings import l2_normalize
 from .errors import CourseError
+from .files import write_atomic
+
+__all__ = [
+    "ImageIndex",
+    "MetadataFilter",
+    "VectorIndex",
+    "check_k",
+    "check_model",
+    "check_query_vector",
+    "top_k",
+]
 
 INDEX_FORMAT = 1
 
@@ -27,14 +39,104 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest scores, best first.
 
     ``argpartition`` finds the k best in linear time; only those k are then sorted.
+    Introduced in 03_image_retrieval.
     """
-    if k <= 0:
-        raise CourseError(f"k must be at least 1, got {k}.")
+    check_k(k)
     n = scores.shape[0]
     if k >= n:
         return np.argsort(-scores, kind="stable")
     best = np.argpartition(-scores, k - 1)[:k]
     return best[np.argsort(-scores[best], kind="stable")]
+
+
+# --------------------------------------------------------------------------- checks every backend makes
+
+
+def check_k(k: int) -> int:
+    """``k`` itself, or a CourseError when it asks for no result at all."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise CourseError(f"k must be at least 1, got {k!r}.")
+    return int(k)
+
+
+def check_model(index_model_id: str | None, model_id: str) -> None:
+    """Refuse query vectors from another model: their numbers mean nothing in this space."""
+    if model_id != index_model_id:
+        raise CourseError(
+            f"This index was built with model {index_model_id!r} but the query uses {model_id!r}. "
+            "Rebuild the index with the query's model (or load that model)."
+        )
+
+
+def check_query_vector(query_vector: np.ndarray, dim: int) -> np.ndarray:
+    """One query vector of the index's size, L2-normalised (float32)."""
+    query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+    if query.shape[0] != dim:
+        raise CourseError(f"Query vector has {query.shape[0]} numbers but the index stores {dim}.")
+    return l2_normalize(query)
+
+
+# --------------------------------------------------------------------------- the interface
+
+
+@dataclass(frozen=True)
+class MetadataFilter:
+    """The metadata rules of a question: allowed categories and a price range (empty: everything).
+
+    A database backend runs them as a query (Chroma's ``where=``); the NumPy index checks each row.
+    Introduced in 08_evaluating_image_rag.
+    """
+
+    categories: frozenset[str] = frozenset()
+    min_price: float | None = None
+    max_price: float | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.categories and self.min_price is None and self.max_price is None
+
+    def allows(self, product: Product) -> bool:
+        """Whether ``product`` passes every rule (an unknown price passes no price rule)."""
+        if self.categories and product.category not in self.categories:
+            return False
+        if self.min_price is not None and (product.price is None or product.price < self.min_price):
+            return False
+        return self.max_price is None or (product.price is not None and product.price <= self.max_price)
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """What retrieval needs of an image index, whatever stores it.
+
+    Rows are numbered 0..n-1; ``products[i]`` and ``paths[i]`` describe row ``i``. Satisfied by
+    :class:`ImageIndex`, :class:`~course_utils.store.ChromaIndex` and
+    :class:`~course_utils.store.FaissIndex`. Introduced in 09_scaling_with_a_vector_database.
+    """
+
+    @property
+    def products(self) -> list[Product]: ...
+
+    @property
+    def paths(self) -> list[str]: ...
+
+    @property
+    def model_id(self) -> str | None: ...
+
+    @property
+    def dim(self) -> int | None: ...
+
+    def __len__(self) -> int: ...
+
+    def check_model(self, model_id: str) -> None: ...
+
+    def similarities(self, query_vector: np.ndarray) -> np.ndarray: ...
+
+    def search(self, query_vector: np.ndarray, k: int = 3) -> list[tuple[int, float]]: ...
+
+    def rows_where(self, rules: MetadataFilter) -> list[int]: ...
+
+
+# --------------------------------------------------------------------------- the NumPy index
 
 
 @dataclass
@@ -43,7 +145,7 @@ class ImageIndex:
 
     ``dtype="float16"`` stores the embeddings in half the memory (and half the file size): the
     ranking barely moves and a CPU searches about as fast. ``skipped`` lists the files indexing
-    could not use, with the reason.
+    could not use, with the reason. Build one with :func:`course_utils.indexing.build_index`.
 
     Introduced in 03_image_retrieval.
     """
@@ -54,7 +156,6 @@ class ImageIndex:
     model_id: str
     skipped: list[dict] = field(default_factory=list, repr=False)
     dtype: str = "float32"
-    _faiss: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float16"):
@@ -74,90 +175,31 @@ class ImageIndex:
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
 
-    @classmethod
-    def build(
-        cls,
-        products: Sequence[Product],
-        paths: Sequence[str | os.PathLike],
-        embedder,
-        batch_size: int | None = None,
-        cache: bool | str | os.PathLike | None = False,
-        **options,
-    ) -> ImageIndex:
-        """Embed every image with ``embedder`` (a :class:`~course_utils.embeddings.CLIPEmbedder`).
-
-        Files that are not usable images are left out and listed in ``skipped`` with the reason.
-        ``cache=True`` reuses embeddings stored on disk for unchanged files; ``options`` go to
-        :func:`course_utils.pipeline.embed_images`.
-        """
-        from .pipeline import build_index
-
-        return build_index(list(products), list(paths), embedder, batch_size=batch_size, cache=cache, **options)[0]
-
     def check_model(self, model_id: str) -> None:
         """Refuse query vectors from another model: their numbers mean nothing in this space."""
-        if model_id != self.model_id:
-            raise CourseError(
-                f"This index was built with model {self.model_id!r} but the query uses {model_id!r}. "
-                "Rebuild the index with the query's model (or load that model)."
-            )
+        check_model(self.model_id, model_id)
 
     def similarities(self, query_vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of one query to every image: one matrix-vector product."""
-        query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != self.dim:
-            raise CourseError(f"Query vector has {query.shape[0]} numbers but the index stores {self.dim}.")
+        query = check_query_vector(query_vector, self.dim)
         if self.embeddings.dtype == np.float16:
             import torch  # NumPy has no fast float16 matrix product; PyTorch's CPU kernel does
 
-            query16 = torch.from_numpy(l2_normalize(query).astype(np.float16))
+            query16 = torch.from_numpy(query.astype(np.float16))
             return (torch.from_numpy(self.embeddings) @ query16).float().numpy()
-        return self.embeddings @ l2_normalize(query)
+        return self.embeddings @ query
 
-    def rows_where(
-        self,
-        categories: frozenset[str] | None = None,
-        min_price: float | None = None,
-        max_price: float | None = None,
-    ) -> list[int]:
-        """Rows whose metadata passes the filters (a database backend runs these as a query)."""
-        return [
-            i
-            for i, p in enumerate(self.products)
-            if (not categories or p.category in categories)
-            and (min_price is None or (p.price is not None and p.price >= min_price))
-            and (max_price is None or (p.price is not None and p.price <= max_price))
-        ]
+    def rows_where(self, rules: MetadataFilter) -> list[int]:
+        """Rows whose metadata passes ``rules`` (a database backend runs these as a query)."""
+        return [i for i, p in enumerate(self.products) if rules.allows(p)]
 
     def search(self, query_vector: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
         """The ``k`` most similar images as ``(row, similarity)`` pairs, best first.
 
-        ``k`` larger than the index returns every image; ``k <= 0`` is an error. After
-        :meth:`use_faiss` the answer comes from FAISS instead of the exact scan.
+        ``k`` larger than the index returns every image; ``k <= 0`` is an error.
         """
-        if self._faiss is not None:
-            if k <= 0:
-                raise CourseError(f"k must be at least 1, got {k}.")
-            query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-            if query.shape[0] != self.dim:
-                raise CourseError(f"Query vector has {query.shape[0]} numbers but the index stores {self.dim}.")
-            return self._faiss.search(l2_normalize(query), min(k, len(self)))
         scores = self.similarities(query_vector)
         return [(int(i), float(scores[i])) for i in top_k(scores, k)]
-
-    def use_faiss(self, method: str = "auto", **options) -> ImageIndex:
-        """Answer :meth:`search` with FAISS (``pip install image-rag-course[faiss]``); returns the index.
-
-        ``method``: ``flat`` (exact), ``ivf`` (approximate, for large indexes) or ``auto`` (IVF from
-        :data:`course_utils.faiss_search.IVF_MIN_ROWS` rows). ``method=None`` goes back to the exact scan.
-        """
-        if method is None:
-            self._faiss = None
-            return self
-        from .faiss_search import FaissSearch
-
-        self._faiss = FaissSearch(self.embeddings, method=method, **options)
-        return self
 
     # ------------------------------------------------------------------ persistence
 

@@ -12,6 +12,20 @@ from collections.abc import Iterable
 
 from .catalog import Product
 
+__all__ = [
+    "CONTEXT_CLOSE",
+    "CONTEXT_OPEN",
+    "NO_MATCH_NOTE",
+    "SYSTEM_PROMPT",
+    "SYSTEM_PROMPT_NO_CONTEXT",
+    "build_context",
+    "build_plain_prompt",
+    "build_rag_prompt",
+    "context_entry",
+    "parse_context",
+    "question_of",
+]
+
 CONTEXT_OPEN = "<catalog_context>"
 CONTEXT_CLOSE = "</catalog_context>"
 

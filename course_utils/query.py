@@ -7,7 +7,13 @@ them, so they understand a question the same way. Introduced in 05_image_rag_pip
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import COLOR_HEX, SHAPES, Product
+
+__all__ = ["COLOR_WORDS", "PATTERN_WORDS", "SHAPE_WORDS", "generate_queries", "parse_question", "QueryIntent"]
 
 COLOR_WORDS = {
     "red": "red", "blue": "blue", "green": "green", "yellow": "yellow", "purple": "purple",
@@ -134,3 +140,85 @@ def parse_question(question: str, categories: tuple[str, ...] | list[str] = ()) 
         sort=sort,
         words=words,
     )
+
+
+# --------------------------------------------------------------------------- questions a catalog asks itself
+
+_SHAPE_PHRASES = {
+    "circle": ("circle", "round"), "square": ("square", "square"), "rectangle": ("rectangle", "rectangular"),
+    "triangle": ("triangle", "triangular"), "diamond": ("diamond", "diamond-shaped"),
+    "hexagon": ("hexagon", "hexagonal"), "star": ("star", "star-shaped"),
+}  # fmt: skip
+_PATTERN_PHRASES = {
+    "solid": ("plain", "solid"), "striped": ("stripes", "striped"),
+    "dotted": ("dots", "dotted"), "checkered": ("checks", "checkered"),
+}  # fmt: skip
+_COLOR_TEMPLATES = (
+    "{c} products", "What {c} products do you have?", "Show me something {c}.",
+    "I need a {c} product. What are my options?",
+)  # fmt: skip
+_SHAPE_TEMPLATES = ("{a} products", "Do you sell anything {a}?", "a {n}", "I am looking for something {a}.")
+_PATTERN_TEMPLATES = ("{a} products", "Which products have {n}?", "Do you sell {a} items?")
+_CATEGORY_TEMPLATES = ("Show me your {g}.",)
+_COMBO_TEMPLATES = ("a {x} {y}", "Do you have a {x} {y}?")
+
+
+def generate_queries(products: Sequence[Product]) -> list[dict[str, Any]]:
+    """Labelled queries made from the catalog itself: the attributes say what is relevant.
+
+    Each query carries ``type`` (color, shape, pattern, category, combination or absent) and its
+    relevant product names; ``absent`` queries ask for a colour, shape or pattern the catalog lacks,
+    or for a colour + shape pair that no product has.
+    Introduced in 08_evaluating_image_rag.
+    """
+    queries: list[dict[str, Any]] = []
+
+    def add(kind: str, text: str, relevant: Sequence[Product]) -> None:
+        queries.append({"query": text, "relevant": [p.name for p in relevant], "type": kind})
+
+    def having(**attrs: str) -> list[Product]:
+        return [p for p in products if all(getattr(p, k) == v for k, v in attrs.items())]
+
+    for color in sorted({p.color_name for p in products}):
+        for template in _COLOR_TEMPLATES:
+            add("color", template.format(c=color), having(color_name=color))
+    for shape in sorted({p.shape for p in products}):
+        noun, adjective = _SHAPE_PHRASES[shape]
+        for template in _SHAPE_TEMPLATES:
+            add("shape", template.format(a=adjective, n=noun), having(shape=shape))
+    for pattern in sorted({p.pattern for p in products}):
+        noun, adjective = _PATTERN_PHRASES[pattern]
+        for template in _PATTERN_TEMPLATES:
+            add("pattern", template.format(a=adjective, n=noun), having(pattern=pattern))
+    for category in sorted({p.category for p in products}):
+        for template in _CATEGORY_TEMPLATES:
+            add("category", template.format(g=category), having(category=category))
+    pairs = sorted({(p.color_name, p.shape) for p in products})
+    for color, shape in pairs:
+        for template in _COMBO_TEMPLATES:
+            add(
+                "combination",
+                template.format(x=color, y=_SHAPE_PHRASES[shape][0]),
+                having(color_name=color, shape=shape),
+            )
+    for color, pattern in sorted({(p.color_name, p.pattern) for p in products}):
+        add(
+            "combination", f"{_PATTERN_PHRASES[pattern][1]} {color} products", having(color_name=color, pattern=pattern)
+        )
+    # absent: single attributes the catalog lacks, and colour + shape pairs no product has
+    have = {p.color_name for p in products}, {p.shape for p in products}, {p.pattern for p in products}
+    for color in (c for c in COLOR_HEX if c not in have[0]):
+        for template in _COLOR_TEMPLATES:
+            add("absent", template.format(c=color), [])
+    for shape in (s for s in SHAPES if s not in have[1]):
+        for template in _SHAPE_TEMPLATES:
+            add("absent", template.format(a=_SHAPE_PHRASES[shape][1], n=_SHAPE_PHRASES[shape][0]), [])
+    for pattern in (p for p in _PATTERN_PHRASES if p not in have[2]):
+        for template in _PATTERN_TEMPLATES:
+            add("absent", template.format(a=_PATTERN_PHRASES[pattern][1], n=_PATTERN_PHRASES[pattern][0]), [])
+    for i, color in enumerate(COLOR_HEX):
+        for shape in (SHAPES[i % len(SHAPES)], SHAPES[(i + 3) % len(SHAPES)]):
+            if not having(color_name=color, shape=shape):
+                for template in _COMBO_TEMPLATES:
+                    add("absent", template.format(x=color, y=_SHAPE_PHRASES[shape][0]), [])
+    return queries

@@ -5,14 +5,13 @@ Introduced in 05_image_rag_pipeline.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .grounding import GroundingReport, check_grounding
-from .index import ImageIndex
-from .llm import OfflineAnswerer
+from .index import VectorIndex
+from .llm import OfflineAnswerer, can_pin_provider
 from .prompts import (
     SYSTEM_PROMPT,
     SYSTEM_PROMPT_NO_CONTEXT,
@@ -22,6 +21,8 @@ from .prompts import (
     context_entry,
 )
 from .retrieval import Hit, Retrieval, check_query, retrieve
+
+__all__ = ["ImageRAG", "RAGResult", "build_metadata_context"]
 
 
 def build_metadata_context(hits: Sequence[Hit]) -> str:
@@ -64,24 +65,17 @@ class RAGResult:
         }
 
 
-def _accepts(method: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
-
-
 class ImageRAG:
-    """Retrieve with an :class:`ImageIndex` and a CLIP embedder, answer with any LLM object.
+    """Retrieve with any :class:`~course_utils.index.VectorIndex` and a CLIP embedder, answer with any LLM.
 
     ``llm`` needs ``generate(prompt, system_prompt=None)`` and
-    ``generate_multimodal(prompt, images, system_prompt=None)``; the course's cascade and an
-    ``llm_cascade`` cascade both fit. Without one, the offline answerer is used.
+    ``generate_multimodal(prompt, images, system_prompt=None)`` (see :class:`~course_utils.llm.LLM`);
+    the course's cascade and an ``llm_cascade`` cascade both fit. Without one, the offline
+    answerer is used.
     Introduced in 05_image_rag_pipeline.
     """
 
-    def __init__(self, index: ImageIndex, embedder: Any, llm: Any = None, plan: str = "hybrid") -> None:
+    def __init__(self, index: VectorIndex, embedder: Any, llm: Any = None, plan: str = "hybrid") -> None:
         self.index = index
         self.embedder = embedder
         self.llm = llm if llm is not None else OfflineAnswerer()
@@ -116,13 +110,23 @@ class ImageRAG:
     def answer_without_rag(self, question: str, provider: str | None = None, model: str | None = None) -> RAGResult:
         """Ask the same LLM the bare question, with no catalog context and no images.
 
-        Pass ``provider`` and ``model`` (those of a RAG answer) to pin the cascade to what
-        answered with RAG, so the comparison is one model against itself.
+        Pass ``provider`` and ``model`` (those of a RAG answer) to pin the call to what answered
+        with RAG, so the comparison is one model against itself. A model is never pinned without
+        its provider: an LLM that cannot pin a provider (an ``llm_cascade`` cascade applies
+        ``model=`` to every provider it tries) is asked unpinned, and the result's ``note`` says
+        that the two answers may come from different models.
         """
         question = check_query(question)
         prompt = build_plain_prompt(question)
-        pins = {"provider": provider, "model": model}
-        kwargs = {k: v for k, v in pins.items() if v and _accepts(self.llm.generate, k)}
+        kwargs: dict[str, str] = {}
+        note = ""
+        if provider and can_pin_provider(self.llm):
+            kwargs = {"provider": provider, **({"model": model} if model else {})}
+        elif provider:
+            note = (
+                f"{type(self.llm).__name__} cannot pin a provider, so this answer may come from another "
+                f"model than {provider} ({model or 'its default model'})."
+            )
         response = self.llm.generate(prompt, system_prompt=SYSTEM_PROMPT_NO_CONTEXT, **kwargs)
         return RAGResult(
             question=question,
@@ -132,10 +136,11 @@ class ImageRAG:
             prompt=prompt,
             used_rag=False,
             grounding=check_grounding(response.text, (), self.index.products),
+            note=note,
             attempts=tuple(getattr(response, "attempts", ()) or ()),
         )
 
     def compare(self, question: str, k: int = 3) -> tuple[RAGResult, RAGResult]:
-        """The same question with and without retrieval, answered by the same provider."""
+        """The same question with and without retrieval, answered by the same provider where it can be pinned."""
         with_rag = self.answer(question, k=k)
         return with_rag, self.answer_without_rag(question, provider=with_rag.provider, model=with_rag.model)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from .calibration import refusal_calibration
 from .catalog import Product
 from .errors import CourseError
-from .index import ImageIndex, top_k
+from .index import MetadataFilter, VectorIndex, check_k, top_k
 from .query import QueryIntent, parse_question
+
+__all__ = ["MATCH_Z", "PLANS", "STAND_OUT_Z", "Hit", "Retrieval", "check_query", "retrieve", "z_scores"]
 
 PLANS = ("hybrid", "none")
 MAX_QUERY_CHARS = 1000
@@ -99,22 +103,6 @@ def _length_note(query: str, embedder) -> str:
     return f"The query is {n} tokens long; CLIP reads only the first {limit}, so the rest was ignored."
 
 
-def match_threshold(index: ImageIndex, embedder) -> float | None:
-    """The similarity a best hit needs for the catalog to "have" what was asked, or None.
-
-    Calibrated once per index and model on queries generated from the catalog's own labels
-    (see :func:`course_utils.evaluation.calibrate_refusal`), because CLIP similarities have no
-    absolute scale: 0.3 is a strong match for one model and a weak one for another.
-    """
-    cached = getattr(index, "_refusal_calibration", None)
-    if cached is None or cached[0] != (embedder.model_id, len(index)):
-        from .evaluation import calibrate_refusal
-
-        cached = ((embedder.model_id, len(index)), calibrate_refusal(index, embedder))
-        index._refusal_calibration = cached
-    return cached[1]["threshold"] if cached[1] else None
-
-
 def z_scores(scores: np.ndarray) -> np.ndarray:
     """How far each similarity stands above the others, in standard deviations."""
     spread = float(scores.std())
@@ -123,24 +111,28 @@ def z_scores(scores: np.ndarray) -> np.ndarray:
 
 def retrieve(
     query: str,
-    index: ImageIndex,
-    embedder,
+    index: VectorIndex,
+    embedder: Any,
     k: int = 3,
     plan: str = "hybrid",
+    calibration: dict[str, float] | None = None,
 ) -> Retrieval:
     """Find the ``k`` catalog images that best answer ``query``.
 
+    ``calibration`` (from :func:`course_utils.calibration.calibrate_refusal`) sets the similarity
+    a hit needs to be a match; by default it is calibrated once for this index and model.
     Introduced in 03_image_retrieval.
     """
     if plan not in PLANS:
         raise CourseError(f"Unknown retrieval plan {plan!r}; use one of {', '.join(PLANS)}.")
-    if k <= 0:
-        raise CourseError(f"k must be at least 1, got {k}.")
+    k = check_k(k)
     query = check_query(query)
     index.check_model(embedder.model_id)
     note = _length_note(query, embedder)
     scores = index.similarities(embedder.embed_texts([query])[0])
-    threshold = match_threshold(index, embedder)
+    if calibration is None:
+        calibration = refusal_calibration(index, embedder)
+    threshold = calibration["threshold"] if calibration else None
     if threshold is None:  # no labels to calibrate on (a photo folder): judge by how far hits stand out
         z = z_scores(scores)
         strong = z >= STAND_OUT_Z
@@ -164,10 +156,11 @@ def retrieve(
 
 
 def _plan_rows(
-    index: ImageIndex, scores: np.ndarray, strong: np.ndarray, intent: QueryIntent, k: int
+    index: VectorIndex, scores: np.ndarray, strong: np.ndarray, intent: QueryIntent, k: int
 ) -> tuple[list[int], str]:
     """Rows for a question with price or category rules: candidates, filters, then order."""
-    allowed = set(index.rows_where(intent.categories, intent.min_price, intent.max_price))
+    rules = MetadataFilter(frozenset(intent.categories), intent.min_price, intent.max_price)
+    allowed = set(index.rows_where(rules))
     if intent.has_visual:
         # the visual words choose the candidates: the images that match the query
         rows = [i for i in range(len(index)) if strong[i]] or list(top_k(scores, 1))

@@ -15,6 +15,22 @@ import numpy as np
 from .catalog import Product
 from .images import ImageLike, open_image
 
+__all__ = [
+    "IMAGE_MARKER",
+    "STRONG_COLOR",
+    "TEXT_MARKER",
+    "WEAK_COLOR",
+    "contrastive_diagram",
+    "metrics_by_type",
+    "pca_2d",
+    "projection_2d",
+    "score_distributions",
+    "show_catalog_grid",
+    "show_results",
+    "similarity_bars",
+    "similarity_heatmap",
+]
+
 WEAK_COLOR = "#C0392B"  # the "weak hit" mark, also used by the widgets
 STRONG_COLOR = "#27AE60"
 TEXT_MARKER = "^"

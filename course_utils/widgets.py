@@ -9,7 +9,6 @@ cell (and the tests) can drive a panel without a browser. Introduced in 01_synth
 from __future__ import annotations
 
 import html
-import inspect
 import io
 import time
 from collections.abc import Mapping, Sequence
@@ -20,8 +19,33 @@ import ipywidgets as widgets
 from .catalog import COLOR_HEX, PATTERNS, SHAPES, Product, product_from_dict, render_product
 from .errors import CourseError
 from .images import ImageLike, open_image
+from .index import VectorIndex
+from .llm import can_pin_provider
 from .retrieval import check_query, retrieve
 from .viz import STRONG_COLOR, WEAK_COLOR, similarity_bars
+
+__all__ = [
+    "AUTO",
+    "THUMBNAIL",
+    "ask_panel",
+    "AskPanel",
+    "backend_explorer",
+    "BackendExplorer",
+    "figure_png",
+    "generation_panel",
+    "GenerationPanel",
+    "Panel",
+    "plan_comparison_panel",
+    "PlanComparisonPanel",
+    "png_bytes",
+    "product_designer",
+    "ProductDesigner",
+    "provider_options",
+    "retrieval_explorer",
+    "RetrievalExplorer",
+    "similarity_explorer",
+    "SimilarityExplorer",
+]
 
 THUMBNAIL = 180  # pixels: result cards stay small enough for a row of five
 AUTO = "auto"
@@ -183,7 +207,7 @@ def product_designer() -> ProductDesigner:
 class SimilarityExplorer(Panel):
     """Type a text, see its similarity to every catalog image. Introduced in 02_clip_embeddings."""
 
-    def __init__(self, embedder: Any, index: Any) -> None:
+    def __init__(self, embedder: Any, index: VectorIndex) -> None:
         super().__init__()
         self.embedder, self.index = embedder, index
         self.query = widgets.Text(value="", placeholder="e.g. a red circle", description="Text")
@@ -208,7 +232,7 @@ class SimilarityExplorer(Panel):
         return scores
 
 
-def similarity_explorer(embedder: Any, index: Any) -> SimilarityExplorer:
+def similarity_explorer(embedder: Any, index: VectorIndex) -> SimilarityExplorer:
     """A text box and a bar chart of the text's cosine similarity to every image in ``index``.
 
     ``.last`` is the array of scores in index order. Introduced in 02_clip_embeddings.
@@ -222,7 +246,7 @@ def similarity_explorer(embedder: Any, index: Any) -> SimilarityExplorer:
 class RetrievalExplorer(Panel):
     """Query + k slider → the top-k images with scores. Introduced in 03_image_retrieval."""
 
-    def __init__(self, embedder: Any, index: Any, k: int = 3, plan: str = "none") -> None:
+    def __init__(self, embedder: Any, index: VectorIndex, k: int = 3, plan: str = "none") -> None:
         super().__init__()
         if len(index) == 0:
             raise CourseError("The index is empty: build it from at least one image.")
@@ -258,7 +282,7 @@ class RetrievalExplorer(Panel):
         return found
 
 
-def retrieval_explorer(embedder: Any, index: Any, k: int = 3, plan: str = "none") -> RetrievalExplorer:
+def retrieval_explorer(embedder: Any, index: VectorIndex, k: int = 3, plan: str = "none") -> RetrievalExplorer:
     """A query box, a k slider (1..len(index)) and a button; shows the top-k images with scores.
 
     ``.last`` is the :class:`~course_utils.retrieval.Retrieval`. ``plan="none"`` is plain CLIP
@@ -269,15 +293,6 @@ def retrieval_explorer(embedder: Any, index: Any, k: int = 3, plan: str = "none"
 
 
 # --------------------------------------------------------------------------- 04: generation panel
-
-
-def _accepts_provider(method: Any) -> bool:
-    try:
-        params = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    # an explicit parameter only: an LLM that swallows **kwargs would silently ignore the choice
-    return any(p.name == "provider" for p in params)
 
 
 class _PinnedLLM:
@@ -346,7 +361,7 @@ class GenerationPanel(Panel):
         choice = self.provider.value
         if choice == AUTO:
             return self.rag
-        if not _accepts_provider(self.rag.llm.generate):
+        if not can_pin_provider(self.rag.llm):
             raise CourseError(f"This LLM ({type(self.rag.llm).__name__}) cannot be pinned to a provider; use 'auto'.")
         return type(self.rag)(self.rag.index, self.rag.embedder, _PinnedLLM(self.rag.llm, choice), self.rag.plan)
 
@@ -502,7 +517,7 @@ class BackendExplorer:
     keeps it and ``.seconds`` how long the search took. Introduced in 09_scaling_with_a_vector_database.
     """
 
-    def __init__(self, embedder: Any, backends: Mapping[str, Any], k: int = 3, plan: str = "hybrid") -> None:
+    def __init__(self, embedder: Any, backends: Mapping[str, VectorIndex], k: int = 3, plan: str = "hybrid") -> None:
         if not backends:
             raise CourseError("Give at least one backend, e.g. {'numpy': index}.")
         sizes = {len(index) for index in backends.values()}
@@ -539,7 +554,9 @@ class BackendExplorer:
         return found
 
 
-def backend_explorer(embedder: Any, backends: Mapping[str, Any], k: int = 3, plan: str = "hybrid") -> BackendExplorer:
+def backend_explorer(
+    embedder: Any, backends: Mapping[str, VectorIndex], k: int = 3, plan: str = "hybrid"
+) -> BackendExplorer:
     """The search panel of notebook 09: query, k and a backend dropdown (e.g. numpy / chroma).
 
     Introduced in 09_scaling_with_a_vector_database.

@@ -74,7 +74,7 @@ try:
 except ImportError:
     raise ImportError("Install the course package first: `pip install -e .` in the repository folder.") from None
 
-from course_utils.environment import report_environment
+from course_utils import report_environment
 
 report_environment()'''
 

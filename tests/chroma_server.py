@@ -3,7 +3,7 @@
 ``test_chroma.py`` imports the fixture (``from chroma_server import _chroma_server``) and asks for
 it as ``chroma_server``: one server for the session, in a temporary folder, always stopped at the
 end, failures included. The server is the one the chromadb wheel ships, started the way a learner
-starts it (:class:`course_utils.chroma_store.ChromaServer`), so the HTTP tests see real HTTP.
+starts it (:class:`course_utils.store.ChromaServer`), so the HTTP tests see real HTTP.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from course_utils.chroma_store import ChromaServer
+from course_utils.store import ChromaServer
 
 
 @pytest.fixture(scope="session", name="chroma_server")

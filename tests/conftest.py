@@ -74,10 +74,10 @@ def catalog_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_index(tiny_embedder, catalog_dir):
-    from course_utils.index import ImageIndex
+    from course_utils.indexing import build_index
 
     products = default_catalog()
-    return ImageIndex.build(products, [catalog_dir / f"{p.slug}.png" for p in products], tiny_embedder)
+    return build_index(products, [catalog_dir / f"{p.slug}.png" for p in products], tiny_embedder)
 
 
 @pytest.fixture

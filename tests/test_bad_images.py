@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, features
 
-from course_utils import decoding
 from course_utils.catalog import Product
 from course_utils.cli import main
 from course_utils.images import open_image
-from course_utils.pipeline import embed_images, index_folder
+from course_utils.indexing import embed_files, index_folder
+from course_utils.indexing import workers as decoding
 
 # the 12000x10000 header trips Pillow's own warning before our limit refuses it
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -190,7 +190,7 @@ def test_corpus_size():
 @pytest.mark.parametrize("name", BAD)
 def test_bad_file_is_skipped_with_its_reason(tiny_embedder, tmp_path, name):
     path = build(tmp_path, name)
-    result = embed_images(tiny_embedder, [path])
+    result = embed_files(tiny_embedder, [path])
     if "not an image file type" in CASES[name][1]:
         # the folder scan filters non-image types; handed over directly they fail as images
         assert result.kept == [] and len(result.skipped) == 1
@@ -203,15 +203,15 @@ def test_bad_file_is_skipped_with_its_reason(tiny_embedder, tmp_path, name):
 @pytest.mark.parametrize("name", GOOD)
 def test_unusual_file_is_indexed(tiny_embedder, tmp_path, name):
     path = build(tmp_path, name)
-    result = embed_images(tiny_embedder, [path])
+    result = embed_files(tiny_embedder, [path])
     assert result.skipped == [] and result.kept == [0]
     assert np.isclose(np.linalg.norm(result.vectors[0]), 1.0, atol=1e-5)
 
 
 def test_worker_processes_skip_and_keep_exactly_what_threads_do(tiny_embedder, tmp_path):
     paths = [build(tmp_path, name) for name in CASES]
-    threads = embed_images(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads")
-    processes = embed_images(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes")
+    threads = embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads")
+    processes = embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes")
     assert processes.settings["parallel"] == "processes"
     assert processes.skipped == threads.skipped and len(processes.skipped) >= len(BAD)
     assert processes.kept == threads.kept and len(processes.kept) >= len(GOOD)
@@ -252,7 +252,7 @@ def test_unreadable_file_is_skipped(tiny_embedder, tmp_path, monkeypatch):
 
         monkeypatch.setattr(decoding, "_open", refuse)
     good = save(picture(seed=2), tmp_path / "fine.png")
-    result = embed_images(tiny_embedder, [path, good])
+    result = embed_files(tiny_embedder, [path, good])
     path.chmod(0o644)
     assert result.kept == [1]
     assert result.skipped == [{"path": str(path), "reason": "permission denied"}]
@@ -260,7 +260,7 @@ def test_unreadable_file_is_skipped(tiny_embedder, tmp_path, monkeypatch):
 
 def test_a_directory_passed_as_an_image(tiny_embedder, tmp_path):
     (tmp_path / "album.jpg").mkdir()
-    result = embed_images(tiny_embedder, [tmp_path / "album.jpg"])
+    result = embed_files(tiny_embedder, [tmp_path / "album.jpg"])
     assert result.skipped[0]["reason"] == "is a directory, not an image"
 
 
@@ -281,9 +281,9 @@ def test_exif_rotation_is_applied(tiny_embedder, tmp_path, orientation, turn):
     with Image.open(path) as raw:  # the pixels as stored, turned by hand
         stored = raw.convert("RGB")
     by_hand = stored.transpose(turn)
-    got = embed_images(tiny_embedder, [path]).vectors[0]
-    np.testing.assert_allclose(got, embed_images(tiny_embedder, [by_hand]).vectors[0], atol=1e-5)
-    assert np.abs(got - embed_images(tiny_embedder, [stored]).vectors[0]).max() > 1e-3  # the turn mattered
+    got = embed_files(tiny_embedder, [path]).vectors[0]
+    np.testing.assert_allclose(got, embed_files(tiny_embedder, [by_hand]).vectors[0], atol=1e-5)
+    assert np.abs(got - embed_files(tiny_embedder, [stored]).vectors[0]).max() > 1e-3  # the turn mattered
     assert open_image(path).size == by_hand.size
 
 
@@ -298,16 +298,16 @@ def test_animations_use_their_first_frame(tiny_embedder, tmp_path, fmt):
         assert check.n_frames == 2
         check.seek(0)
         frame0 = check.convert("RGB")
-    got = embed_images(tiny_embedder, [path]).vectors[0]
-    np.testing.assert_allclose(got, embed_images(tiny_embedder, [frame0]).vectors[0], atol=1e-5)
-    assert np.abs(got - embed_images(tiny_embedder, [second]).vectors[0]).max() > 1e-3
+    got = embed_files(tiny_embedder, [path]).vectors[0]
+    np.testing.assert_allclose(got, embed_files(tiny_embedder, [frame0]).vectors[0], atol=1e-5)
+    assert np.abs(got - embed_files(tiny_embedder, [second]).vectors[0]).max() > 1e-3
 
 
 def test_transparent_pixels_index_as_white(tiny_embedder, tmp_path):
     clear = save(Image.new("RGBA", (50, 40), (255, 0, 0, 0)), tmp_path / "clear.png")
     white = Image.new("RGB", (50, 40), (255, 255, 255))
     np.testing.assert_allclose(
-        embed_images(tiny_embedder, [clear]).vectors, embed_images(tiny_embedder, [white]).vectors, atol=1e-5
+        embed_files(tiny_embedder, [clear]).vectors, embed_files(tiny_embedder, [white]).vectors, atol=1e-5
     )
 
 
@@ -323,7 +323,7 @@ def test_bombs_are_refused_from_the_header_without_decoding(tiny_embedder, tmp_p
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
     paths = [build(tmp_path, name) for name in ("bomb_50000x50000.png", "huge_12000x10000.png")]
-    result = embed_images(tiny_embedder, paths)
+    result = embed_files(tiny_embedder, paths)
     assert len(result.skipped) == 2 and decoded == []
 
 
@@ -332,6 +332,6 @@ def test_big_jpeg_is_decoded_at_reduced_scale(tiny_embedder, tmp_path):
     path = save(big, tmp_path / "big.jpg", format="JPEG", quality=90)
     assert open_image(path).size == (4000, 3000)
     assert open_image(path, min_size=32).size == (500, 375)  # 1/8 scale, still >= 32 on both sides
-    fast = embed_images(tiny_embedder, [path]).vectors[0]
-    full = embed_images(tiny_embedder, [path], draft=False).vectors[0]
+    fast = embed_files(tiny_embedder, [path]).vectors[0]
+    full = embed_files(tiny_embedder, [path], draft=False).vectors[0]
     assert float(fast @ full) > 0.99

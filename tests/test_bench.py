@@ -8,8 +8,11 @@ import math
 
 import pytest
 
-from course_utils import bench, decoding, embeddings
+from course_utils import embeddings
+from course_utils.bench import embedding as bench
+from course_utils.bench import report
 from course_utils.cli import main
+from course_utils.indexing import workers as decoding
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
 
@@ -76,7 +79,7 @@ def test_bench_json_has_every_figure(bench_run):
 
 
 def test_table_names_every_method(bench_run):
-    table = bench.format_table(json.loads(bench_run[1]))
+    table = report.format_table(json.loads(bench_run[1]))
     for words in (
         "naive per-image loop",
         "naive single call",

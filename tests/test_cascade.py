@@ -20,10 +20,19 @@ import pytest
 from llm_servers import FakeLLMServer, ServerPool, closed_port
 from PIL import Image
 
-from course_utils import cascade as cascade_module
-from course_utils.cascade import PROVIDER_NAMES, PROVIDERS, get_cascade, raw_gemini_call
 from course_utils.errors import CourseError
-from course_utils.llm_images import MAX_IMAGES, detect_mime, encode_image, encode_images
+from course_utils.llm import (
+    PROVIDER_NAMES,
+    PROVIDERS,
+    ProviderFailure,
+    get_cascade,
+    keys,
+    openai_compat,
+    providers,
+    raw_gemini_call,
+)
+from course_utils.llm import cascade as cascade_module
+from course_utils.llm.images import MAX_IMAGES, detect_mime, encode_image, encode_images
 from course_utils.prompts import SYSTEM_PROMPT
 
 SECRET = "sk-test-SECRET-1234567890abcdef"
@@ -40,7 +49,7 @@ def clean_env(monkeypatch, tmp_path):
     """No key, endpoint or course setting leaks in from the machine; .env files and Colab secrets
     a test loads leave with it; the local-Ollama probe finds a closed port."""
     saved = dict(os.environ)
-    names = [*cascade_module.ALL_KEY_ENVS, "COURSE_LLM_PROVIDERS", "COURSE_LLM_TIMEOUT", "COURSE_OFFLINE"]
+    names = [*providers.ALL_KEY_ENVS, "COURSE_LLM_PROVIDERS", "COURSE_LLM_TIMEOUT", "COURSE_OFFLINE"]
     names += ["GOOGLE_GENAI_USE_VERTEXAI", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"]
     names += [f"{p.env_prefix}_{suffix}" for p in PROVIDERS for suffix in ("BASE_URL", "MODEL", "VISION_MODEL")]
     for name in names:
@@ -48,7 +57,7 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.chdir(tmp_path)
-    cascade_module._COLAB_MISSING.clear()
+    keys.forget_missing_secrets()
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -325,20 +334,20 @@ def test_programming_errors_are_not_swallowed(monkeypatch, llm_server):
     def broken(completion):
         raise TypeError("a bug in our code")
 
-    monkeypatch.setattr(cascade_module, "_openai_text", broken)
+    monkeypatch.setattr(openai_compat, "_answer_text", broken)
     with pytest.raises(TypeError, match="a bug in our code"):
         get_cascade(verbose=False, providers="openai,offline").generate(PROMPT)
 
 
 def test_answer_text_is_read_defensively():
-    text = cascade_module._openai_text
+    text = openai_compat._answer_text
     choice = {"message": {"content": [{"type": "text", "text": "Widget A"}, {"type": "text", "text": " is red."}]}}
     assert text({"choices": [choice]}) == "Widget A is red."
     assert text({"choices": [{"message": {"content": "<think>hmm, red?</think>\n Widget A."}}]}) == "Widget A."
     for shape, reason in [("oops", "malformed"), ({"choices": "x"}, "malformed"), ({"choices": []}, "no choices")]:
-        with pytest.raises(cascade_module._Failed, match=reason):
+        with pytest.raises(ProviderFailure, match=reason):
             text(shape)
-    with pytest.raises(cascade_module._Failed, match="content is not text"):
+    with pytest.raises(ProviderFailure, match="content is not text"):
         text({"choices": [{"message": {"content": 42}}]})
 
 
@@ -573,7 +582,7 @@ def test_cli_ask_in_a_subprocess_falls_from_gemini_to_openai(llm_server, tiny_cl
         "COURSE_LLM_PROVIDERS": "gemini,openai",
         "GEMINI_API_KEY": "x", "GEMINI_BASE_URL": gemini.base_url,
         "OPENAI_API_KEY": "x", "OPENAI_BASE_URL": openai.base_url,
-        "PYTHONPATH": os.pathsep.join([str(Path(cascade_module.__file__).parents[1]), env.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(cascade_module.__file__).parents[2]), env.get("PYTHONPATH", "")]),
     }  # fmt: skip
     env.pop("COURSE_OFFLINE", None)  # it would mean the offline answerer only
     done = subprocess.run(

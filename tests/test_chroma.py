@@ -13,33 +13,26 @@ import numpy as np
 import pytest
 from chroma_server import _chroma_server, closed_port_url  # noqa: F401  (the chroma_server fixture)
 
+from course_utils.bench.chroma import bench_chroma, bench_vectors, format_bench
 from course_utils.catalog import default_catalog
-from course_utils.chroma_bench import bench_chroma, bench_vectors, format_bench
-from course_utils.chroma_store import (
-    INSTALL_HINT,
-    ChromaIndex,
-    StoreSpec,
-    chroma_client,
-    content_id,
-    metadata_where,
-    open_store,
-    parse_store,
-)
 from course_utils.cli import main
 from course_utils.errors import CourseError
-from course_utils.index import ImageIndex
+from course_utils.index import ImageIndex, MetadataFilter
+from course_utils.indexing import build_index
 from course_utils.rag import ImageRAG
 from course_utils.retrieval import retrieve
+from course_utils.store import ChromaIndex, StoreSpec, chroma_client, metadata_where, open_store, parse_store
+from course_utils.store.chroma import INSTALL_HINT, content_id
 from course_utils.widgets import backend_explorer
 
 QUERIES = ("red circle", "blue striped square", "a teal product", "cheapest widgets", "gadgets under $20", "tools")
 FILTERS = [
-    (None, None, None),
-    (frozenset({"widgets"}), None, None),
-    (frozenset({"gadgets", "tools"}), None, 20.0),
-    (None, 15, None),  # an int price limit must still compare with the float prices
-    (frozenset({"widgets"}), 12.0, 25.0),
-    (frozenset({"nothing-here"}), None, None),
+    MetadataFilter(),
+    MetadataFilter(frozenset({"widgets"})),
+    MetadataFilter(frozenset({"gadgets", "tools"}), None, 20.0),
+    MetadataFilter(min_price=15),  # an int price limit must still compare with the float prices
+    MetadataFilter(frozenset({"widgets"}), 12.0, 25.0),
+    MetadataFilter(frozenset({"nothing-here"})),
 ]
 
 
@@ -60,16 +53,18 @@ class RenamedEmbedder:
 @pytest.fixture
 def embedded_images(monkeypatch):
     """Counts the images the pipeline embeds (to see what a re-index recomputes)."""
-    from course_utils import pipeline
+    from course_utils.store import chroma as chroma_module
 
     seen: list[str] = []
-    real = pipeline.embed_images
+    real = chroma_module.embed_files
 
     def counting(embedder, images, **options):
-        seen.extend(str(i) for i in images)
-        return real(embedder, images, **options)
+        images = list(images)
+        result = real(embedder, images, **options)
+        seen.extend(str(images[i]) for i in result.kept)
+        return result
 
-    monkeypatch.setattr(pipeline, "embed_images", counting)
+    monkeypatch.setattr(chroma_module, "embed_files", counting)
     return seen
 
 
@@ -122,16 +117,18 @@ def test_without_chromadb_the_error_says_what_to_install(monkeypatch, tmp_path):
 
 def test_the_core_package_does_not_import_chromadb():
     code = (
-        "import sys, course_utils, course_utils.cli, course_utils.chroma_store; "
+        "import sys, course_utils, course_utils.cli, course_utils.store; "
         "sys.exit(1 if 'chromadb' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_metadata_where_builds_chroma_filters():
-    assert metadata_where() is None
-    assert metadata_where(frozenset({"tools"})) == {"category": {"$in": ["tools"]}}
-    assert metadata_where(None, 5, 20) == {"$and": [{"price": {"$gte": 5.0}}, {"price": {"$lte": 20.0}}]}
+    assert metadata_where(MetadataFilter()) is None
+    assert metadata_where(MetadataFilter(frozenset({"tools"}))) == {"category": {"$in": ["tools"]}}
+    assert metadata_where(MetadataFilter(min_price=5, max_price=20)) == {
+        "$and": [{"price": {"$gte": 5.0}}, {"price": {"$lte": 20.0}}]
+    }
 
 
 # --------------------------------------------------------------------------- same answers as NumPy
@@ -186,19 +183,21 @@ def test_metadata_filters_run_inside_the_database(store, tiny_index):
     index.collection = RecordingCollection(index.collection)
     len(index)  # rows are read once, without a filter
     index.collection.wheres.clear()
-    for categories, low, high in FILTERS:
-        assert index.rows_where(categories, low, high) == tiny_index.rows_where(categories, low, high)
-    expected = [metadata_where(*f) for f in FILTERS if metadata_where(*f) is not None]
+    for rules in FILTERS:
+        assert index.rows_where(rules) == tiny_index.rows_where(rules)
+    expected = [metadata_where(f) for f in FILTERS if metadata_where(f) is not None]
     assert index.collection.wheres == expected
 
 
 def test_rows_written_by_another_client_are_found(tmp_path, tiny_embedder, catalog_dir):
     products, paths = default_catalog(), catalog_paths(catalog_dir)
     reader = open_store(f"chroma:{tmp_path}", create=True).build(products[:4], paths[:4], tiny_embedder)
-    assert reader.rows_where(frozenset({"tools"})) == [] and len(reader) == 4
+    assert reader.rows_where(MetadataFilter(frozenset({"tools"}))) == [] and len(reader) == 4
     writer = open_store(f"chroma:{tmp_path}")
     writer.add(products[4:], paths[4:], tiny_embedder.embed_images(paths[4:]))
-    tools = reader.rows_where(frozenset({"tools"}))  # the database answers; the reader re-reads its rows
+    tools = reader.rows_where(
+        MetadataFilter(frozenset({"tools"}))
+    )  # the database answers; the reader re-reads its rows
     assert sorted(reader.products[i].name for i in tools) == ["Tool M", "Tool N"] and len(reader) == 8
 
 
@@ -222,7 +221,7 @@ def test_reindexing_is_idempotent_and_only_embeds_new_images(tmp_path, tiny_embe
 
 
 def test_a_photo_folder_without_catalog_copies_and_broken_files(tmp_path, tiny_embedder, catalog_dir):
-    from course_utils.pipeline import folder_inputs
+    from course_utils.indexing import folder_inputs
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -240,8 +239,9 @@ def test_a_photo_folder_without_catalog_copies_and_broken_files(tmp_path, tiny_e
     assert len(store) == 4 and all(p.price is None for p in store.products)
     kept = [i for i, p in enumerate(products) if p.name not in ("IMG_widget_a_copy", "IMG_broken")]
     assert store.products == [products[i] for i in kept]
-    assert store.rows_where(None, 0, None) == [] and store.rows_where(frozenset({"unknown"})) == [0, 1, 2, 3]
-    numpy_index = ImageIndex.build([products[i] for i in kept], [paths[i] for i in kept], tiny_embedder)
+    assert store.rows_where(MetadataFilter(min_price=0)) == []
+    assert store.rows_where(MetadataFilter(frozenset({"unknown"}))) == [0, 1, 2, 3]
+    numpy_index = build_index([products[i] for i in kept], [paths[i] for i in kept], tiny_embedder)
     query = tiny_embedder.embed_texts(["a red circle"])[0]
     want = [numpy_index.products[row].name for row, _ in numpy_index.search(query, 3)]
     assert [store.products[row].name for row, _ in store.search(query, 3)] == want
@@ -443,7 +443,8 @@ class BorrowedServer:
 
 
 def test_cli_bench_adds_the_chroma_figures(cli_env, capsys, monkeypatch, chroma_server):
-    from course_utils import bench, chroma_bench
+    import course_utils.bench as bench
+    from course_utils.bench import chroma as chroma_bench
 
     monkeypatch.setattr(bench, "run_bench", lambda **kwargs: {"arch": "stub", "device": "cpu"})
     monkeypatch.setattr(bench, "save_plot", lambda result, path: path)

@@ -40,7 +40,7 @@ def fake_colab(monkeypatch):
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "COURSE_OFFLINE", "COURSE_LLM_PROVIDERS"):
         monkeypatch.setenv(name, "")  # recorded first, so the secret copied into os.environ is undone
         monkeypatch.delenv(name)
-    import course_utils.cascade as cascade
+    import course_utils.llm.keys as cascade
 
     monkeypatch.setattr(cascade, "_COLAB_MISSING", set(), raising=False)
     return colab

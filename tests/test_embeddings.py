@@ -5,7 +5,8 @@ from PIL import Image
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from course_utils import embeddings
-from course_utils.embeddings import features_to_array, l2_normalize, load_clip, resolve_model_name
+from course_utils.config import clip_model as resolve_model_name
+from course_utils.embeddings import features_to_array, l2_normalize, load_clip
 from course_utils.errors import CourseError
 from course_utils.images import to_rgb
 

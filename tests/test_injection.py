@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from course_utils.catalog import default_catalog, validate_catalog
-from course_utils.llm import answer_offline
+from course_utils.llm.offline import answer_offline
 from course_utils.prompts import (
     CONTEXT_CLOSE,
     CONTEXT_OPEN,

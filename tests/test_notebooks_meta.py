@@ -125,7 +125,7 @@ def test_sync_inserts_missing_cells_and_check_reports_them(tmp_path, monkeypatch
 
 
 def test_report_environment_names_versions_device_model_and_no_key(monkeypatch, capsys):
-    from course_utils.environment import report_environment
+    from course_utils.workspace import report_environment
 
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setenv("GEMINI_API_KEY", "sk-secret-value-123")

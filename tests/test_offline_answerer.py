@@ -1,7 +1,7 @@
 import pytest
 
 from course_utils.catalog import default_catalog
-from course_utils.llm import OFFLINE_LABEL, OfflineAnswerer, answer_offline
+from course_utils.llm.offline import OFFLINE_LABEL, OfflineAnswerer, answer_offline
 from course_utils.prompts import build_context, build_plain_prompt, build_rag_prompt, context_entry, parse_context
 
 CATALOG = {p.name: p for p in default_catalog()}

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from course_utils import ImageRAG, catalog_index, default_catalog, load_catalog, load_clip, retrieve
+from course_utils.calibration import choose_threshold
 from course_utils.catalog import COLOR_HEX, SHAPES
 from course_utils.embeddings import BUNDLED_MODEL_DIR
-from course_utils.evaluation import choose_threshold, generate_queries, load_queries, ndcg_at_k, recall_at_k
+from course_utils.evaluation import load_queries, ndcg_at_k, recall_at_k
+from course_utils.query import generate_queries
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,7 +7,9 @@ from course_utils.rag import ImageRAG, build_metadata_context
 
 
 class RecordingLLM:
-    """A duck-typed LLM, like an llm_cascade cascade: records what it is sent."""
+    """A duck-typed LLM that can pin a provider, like the course's cascade: records what it is sent."""
+
+    pins_provider = True
 
     def __init__(self):
         self.calls = []
@@ -64,7 +66,61 @@ def test_without_rag_sends_no_context_and_pins_the_provider(tiny_index, tiny_emb
 
 def test_an_llm_without_provider_argument_still_works(tiny_index, tiny_embedder):
     rag = ImageRAG(tiny_index, tiny_embedder, MinimalLLM())
-    assert rag.answer_without_rag("anything", provider="Minimal").answer == "ok"
+    result = rag.answer_without_rag("anything", provider="Minimal", model="m")
+    assert result.answer == "ok" and "may come from another model" in result.note
+
+
+class QuotaError(Exception):
+    """What an llm_cascade provider raises when its free tier is used up (the cascade moves on)."""
+
+
+class NotFoundError(Exception):
+    """Any other provider error: an llm_cascade cascade raises it instead of moving on."""
+
+
+class LlmCascadeShaped:
+    """The interface and behaviour of the course's own ``llm_cascade`` client, exactly.
+
+    ``generate(prompt, system_prompt=None, model=None, max_tokens=1024)`` and
+    ``generate_multimodal(prompt, images, system_prompt=None, ...)``, no ``provider`` argument; the
+    providers are tried in a fixed order, ``model=`` is applied to every one of them, quota,
+    availability and authentication errors move on, anything else is raised.
+    """
+
+    def __init__(self):
+        self.providers = [("Gemini", "gemini-2.5-flash"), ("Ollama Cloud", "kimi-k2.5:cloud")]
+        self.gemini_quota_left = 0  # Gemini answers 429 once, then recovers
+        self.calls = []
+
+    def _ask(self, model):
+        for name, default in self.providers:
+            try:
+                if name == "Gemini" and self.gemini_quota_left == 0:
+                    self.gemini_quota_left = 1
+                    raise QuotaError("429 RESOURCE_EXHAUSTED")
+                if model is not None and model != default:
+                    raise NotFoundError(f"404: model {model!r} is not served by {name}")
+                return LLMResponse(f"answer from {name}", name, model or default)
+            except QuotaError:
+                continue
+        raise RuntimeError("every provider failed")
+
+    def generate(self, prompt, system_prompt=None, model=None, max_tokens=1024):
+        self.calls.append(("text", model))
+        return self._ask(model)
+
+    def generate_multimodal(self, prompt, images, system_prompt=None, model=None, max_tokens=1024):
+        self.calls.append(("multimodal", model))
+        return self._ask(model)
+
+
+def test_compare_with_an_llm_cascade_client_never_pins_a_model_without_its_provider(tiny_index, tiny_embedder):
+    llm = LlmCascadeShaped()
+    with_rag, without = ImageRAG(tiny_index, tiny_embedder, llm).compare("Which products are red?")
+    assert (with_rag.provider, with_rag.model) == ("Ollama Cloud", "kimi-k2.5:cloud")  # Gemini was out of quota
+    assert llm.calls[-1] == ("text", None)  # unpinned: Gemini is never asked for kimi's model
+    assert (without.provider, without.answer) == ("Gemini", "answer from Gemini")
+    assert "may come from another model" in without.note and "kimi-k2.5:cloud" in without.note
 
 
 def test_default_llm_is_the_offline_answerer(tiny_index, tiny_embedder):

@@ -143,6 +143,8 @@ def test_retrieval_explorer_empty_query_is_a_friendly_message(tiny_embedder, tin
 class PinnableLLM:
     """A test double with a provider list, recording which provider each call was pinned to."""
 
+    pins_provider = True
+
     def __init__(self) -> None:
         self.calls: list[str | None] = []
 

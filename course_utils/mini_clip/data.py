@@ -17,6 +17,33 @@ from PIL import Image
 
 from ..catalog import COLOR_HEX, IMAGE_SIZE, PATTERNS, SHAPES, draw_item, hex_to_rgb
 
+__all__ = [
+    "ADJ_TEMPLATES",
+    "ATTRIBUTES",
+    "COLOR_PHRASES",
+    "COLOR_WORDS",
+    "COLORS",
+    "GENERIC_NOUNS",
+    "MENTION_WEIGHTS",
+    "MODEL_IMAGE_SIZE",
+    "NP_TEMPLATES",
+    "PATTERN_ADJECTIVES",
+    "PATTERN_PHRASES",
+    "PRODUCT_WORDS",
+    "SHAPE_ADJECTIVES",
+    "SHAPE_NOUNS",
+    "attribute_codes",
+    "build_pool",
+    "caption_for",
+    "ImagePool",
+    "ItemSpec",
+    "make_caption",
+    "random_label",
+    "render_item",
+    "sample_item",
+    "sample_mention",
+]
+
 #: The pixel size the mini-CLIP's vision tower sees (the processor resizes catalog images to it).
 MODEL_IMAGE_SIZE = 128
 COLORS = tuple(COLOR_HEX)

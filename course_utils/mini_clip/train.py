@@ -22,9 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import write_atomic
 from ..errors import CourseError
+from ..files import write_atomic
 from .data import MODEL_IMAGE_SIZE, ImagePool, attribute_codes, build_pool, caption_for
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_STEPS",
+    "TOKENIZER_DIR",
+    "make_processor",
+    "mini_clip_config",
+    "multi_positive_loss",
+    "train_mini_clip",
+]
 
 #: The real CLIP tokenizer's files (vocab.json, merges.txt) ship with the bundled model.
 TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "models" / "mini-clip"

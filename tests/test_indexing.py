@@ -18,15 +18,16 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from course_utils import decoding, pipeline
 from course_utils.catalog import Product, default_catalog
 from course_utils.cli import main
-from course_utils.decoding import PixelRecipe
 from course_utils.embeddings import features_to_array, l2_normalize
 from course_utils.errors import CourseError
 from course_utils.images import open_image
 from course_utils.index import ImageIndex
-from course_utils.pipeline import EmbeddingCache, embed_images, index_folder
+from course_utils.indexing import EmbeddingCache, PixelRecipe, embed_files, index_folder
+from course_utils.indexing import cache as cache_module
+from course_utils.indexing import workers as decoding
+from course_utils.indexing.transforms import image_processor_of
 
 
 def plain_loop(embedder, items):
@@ -96,7 +97,7 @@ def test_recipe_declines_what_it_cannot_reproduce():
 @pytest.mark.parametrize("preprocess", ["fast", "processor"])
 def test_pipeline_gives_the_plain_loops_vectors(tiny_embedder, catalog_dir, preprocess):
     paths = sorted(catalog_dir.glob("*.png"))
-    result = embed_images(tiny_embedder, paths, batch_size=3, workers=2, preprocess=preprocess)
+    result = embed_files(tiny_embedder, paths, batch_size=3, workers=2, preprocess=preprocess)
     assert result.kept == list(range(8)) and result.skipped == [] and result.embedded == 8
     assert result.settings["preprocess"] == ("recipe" if preprocess == "fast" else "processor")
     np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
@@ -105,8 +106,8 @@ def test_pipeline_gives_the_plain_loops_vectors(tiny_embedder, catalog_dir, prep
 @pytest.mark.parametrize("parallel", ["threads", "processes"])
 def test_batch_size_and_workers_do_not_change_the_vectors(tiny_embedder, catalog_dir, parallel):
     paths = sorted(catalog_dir.glob("*.png")) * 3
-    one = embed_images(tiny_embedder, paths, batch_size=1, workers=1, prefetch_batches=1, parallel=parallel)
-    many = embed_images(tiny_embedder, paths, batch_size=5, workers=2, parallel=parallel)
+    one = embed_files(tiny_embedder, paths, batch_size=1, workers=1, prefetch_batches=1, parallel=parallel)
+    many = embed_files(tiny_embedder, paths, batch_size=5, workers=2, parallel=parallel)
     assert many.settings["parallel"] == parallel and many.settings["workers"] == 2
     np.testing.assert_allclose(one.vectors, many.vectors, atol=1e-5)
     np.testing.assert_allclose(many.vectors[:8], many.vectors[8:16], atol=1e-6)  # order kept
@@ -134,27 +135,27 @@ def test_worker_processes_are_chosen_next_to_a_gpu_only(monkeypatch, catalog_dir
 
 def test_cache_hits_come_back_from_worker_processes(tiny_embedder, photos, tmp_path):
     paths = sorted(photos.glob("*.png"))
-    first = embed_images(tiny_embedder, paths, cache=tmp_path / "c", workers=2, parallel="processes")
-    again = embed_images(tiny_embedder, paths, cache=tmp_path / "c", workers=2, parallel="processes")
+    first = embed_files(tiny_embedder, paths, cache=tmp_path / "c", workers=2, parallel="processes")
+    again = embed_files(tiny_embedder, paths, cache=tmp_path / "c", workers=2, parallel="processes")
     assert (first.embedded, first.cached, again.embedded, again.cached) == (8, 0, 0, 8)
     np.testing.assert_array_equal(again.vectors, first.vectors)
 
 
 def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
-    embed_images(tiny_embedder, paths, workers=2, parallel="processes")
+    embed_files(tiny_embedder, paths, workers=2, parallel="processes")
     pids = [process.pid for process in decoding.process_pool(2).processes]
-    embed_images(tiny_embedder, paths, workers=2, parallel="processes")
+    embed_files(tiny_embedder, paths, workers=2, parallel="processes")
     assert [process.pid for process in decoding.process_pool(2).processes] == pids  # started once
     decoding.process_pool(2).processes[0].kill()
     decoding.process_pool(2).processes[0].join()
-    result = embed_images(tiny_embedder, paths, workers=2, parallel="processes")
+    result = embed_files(tiny_embedder, paths, workers=2, parallel="processes")
     assert result.kept == list(range(8)) and decoding.process_pool(2).processes[0].pid != pids[0]
 
 
 def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
-    recipe = PixelRecipe.from_processor(decoding.image_processor_of(tiny_embedder))
+    recipe = PixelRecipe.from_processor(image_processor_of(tiny_embedder))
     expected = {path: recipe.prepare(open_image(path)) for path in paths}
     job = decoding.DecodeJob(recipe, None, None, True)
     first_is_running = threading.Event()
@@ -179,7 +180,7 @@ def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catal
     decoding._discard_pool()
     read_end, write_end = os.pipe()  # like a pipe to a program that waits for its end of file
     try:
-        embed_images(tiny_embedder, sorted(catalog_dir.glob("*.png")), workers=2, parallel="processes")
+        embed_files(tiny_embedder, sorted(catalog_dir.glob("*.png")), workers=2, parallel="processes")
         os.close(write_end)
         ready, _, _ = select.select([read_end], [], [], 5)
         assert ready and os.read(read_end, 1) == b"", "a worker process still holds the pipe's write end"
@@ -189,10 +190,10 @@ def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catal
 
 def test_worker_processes_end_with_a_killed_parent(tiny_clip_dir, catalog_dir):
     script = (
-        "import sys; from course_utils import decoding, pipeline; from course_utils.embeddings import load_clip;"
+        "import sys; from course_utils import indexing; from course_utils.indexing import workers; from course_utils.embeddings import load_clip;"
         "import glob; e = load_clip(sys.argv[1], device='cpu');"
-        "pipeline.embed_images(e, sorted(glob.glob(sys.argv[2] + '/*.png')), workers=2, parallel='processes');"
-        "print(*[p.pid for p in decoding.process_pool(2).processes], flush=True); sys.stdin.read()"
+        "indexing.embed_files(e, sorted(glob.glob(sys.argv[2] + '/*.png')), workers=2, parallel='processes');"
+        "print(*[p.pid for p in workers.process_pool(2).processes], flush=True); sys.stdin.read()"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script, str(tiny_clip_dir), str(catalog_dir)],
@@ -215,16 +216,16 @@ def test_worker_processes_end_with_a_killed_parent(tiny_clip_dir, catalog_dir):
 def test_an_interrupted_run_leaves_no_stale_work_in_the_worker_processes(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
     with ctrl_c_at_batch(tiny_embedder, 2):
-        embed_images(tiny_embedder, paths * 8, batch_size=4, workers=2, parallel="processes")
+        embed_files(tiny_embedder, paths * 8, batch_size=4, workers=2, parallel="processes")
     # chunks still queued from the interrupted run would come back as this run's results
-    result = embed_images(tiny_embedder, paths[::-1], batch_size=4, workers=2, parallel="processes")
+    result = embed_files(tiny_embedder, paths[::-1], batch_size=4, workers=2, parallel="processes")
     np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths[::-1]), atol=1e-5)
 
 
 def test_pil_images_and_paths_mix(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))[:3]
     mixed = [paths[0], Image.open(paths[1]), str(paths[2])]
-    np.testing.assert_allclose(embed_images(tiny_embedder, mixed).vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
+    np.testing.assert_allclose(embed_files(tiny_embedder, mixed).vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
 
 
 def test_embedder_raises_on_a_bad_file_but_pipeline_skips_it(tiny_embedder, catalog_dir, tmp_path):
@@ -233,13 +234,13 @@ def test_embedder_raises_on_a_bad_file_but_pipeline_skips_it(tiny_embedder, cata
     good = sorted(catalog_dir.glob("*.png"))[:2]
     with pytest.raises(CourseError, match="bad.png: not an image"):
         tiny_embedder.embed_images([good[0], bad])
-    result = embed_images(tiny_embedder, [good[0], bad, good[1]])
+    result = embed_files(tiny_embedder, [good[0], bad, good[1]])
     assert result.kept == [0, 2] and result.vectors.shape == (2, tiny_embedder.dim)
     assert result.skipped == [{"path": str(bad), "reason": "not an image (Pillow cannot identify the file format)"}]
 
 
 def test_progress_bar_reports_images_per_second(tiny_embedder, catalog_dir, capsys):
-    embed_images(tiny_embedder, sorted(catalog_dir.glob("*.png")), progress=True)
+    embed_files(tiny_embedder, sorted(catalog_dir.glob("*.png")), progress=True)
     err = capsys.readouterr().err
     assert "Embedding images" in err and "img/s" in err
 
@@ -256,7 +257,7 @@ def test_bad_settings_are_user_errors(tiny_embedder, catalog_dir):
         ({"parallel": "processes", "preprocess": "processor"}, "preprocess='fast'"),
     ]:
         with pytest.raises(CourseError, match=message):
-            embed_images(tiny_embedder, paths, **kwargs)
+            embed_files(tiny_embedder, paths, **kwargs)
 
 
 # --------------------------------------------------------------------------- the cache
@@ -264,25 +265,25 @@ def test_bad_settings_are_user_errors(tiny_embedder, catalog_dir):
 
 def test_reindexing_embeds_only_new_files(tiny_embedder, photos, tmp_path):
     cache = tmp_path / "cache"
-    first = embed_images(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
+    first = embed_files(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
     assert (first.embedded, first.cached) == (8, 0)
-    again = embed_images(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
+    again = embed_files(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
     assert (again.embedded, again.cached) == (0, 8)
     np.testing.assert_array_equal(again.vectors, first.vectors)
     # two new photos, one renamed: only the new content is embedded
     Image.new("RGB", (60, 40), (10, 200, 30)).save(photos / "new1.png")
     Image.new("RGB", (40, 60), (200, 10, 30)).save(photos / "new2.png")
     (photos / "widget_a.png").rename(photos / "renamed.png")
-    grown = embed_images(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
+    grown = embed_files(tiny_embedder, sorted(photos.glob("*.png")), cache=cache)
     assert (grown.embedded, grown.cached) == (2, 8)
 
 
 def test_cache_is_per_model_and_preprocessing(tiny_embedder, photos, tmp_path, monkeypatch):
     paths = sorted(photos.glob("*.png"))
-    embed_images(tiny_embedder, paths, cache=tmp_path / "c")
-    assert embed_images(tiny_embedder, paths, cache=tmp_path / "c", draft=False).cached == 0  # other settings
+    embed_files(tiny_embedder, paths, cache=tmp_path / "c")
+    assert embed_files(tiny_embedder, paths, cache=tmp_path / "c", draft=False).cached == 0  # other settings
     monkeypatch.setattr(tiny_embedder, "model_id", "another-model@123")
-    assert embed_images(tiny_embedder, paths, cache=tmp_path / "c").cached == 0  # another model
+    assert embed_files(tiny_embedder, paths, cache=tmp_path / "c").cached == 0  # another model
     folders = sorted(str(p.relative_to(tmp_path / "c").parent) for p in (tmp_path / "c").rglob("*.npz"))
     model_slug = folders[-1]
     assert folders[0] == "another_model_123/" + folders[0].split("/")[1] and model_slug.startswith("tiny")
@@ -292,10 +293,10 @@ def test_cache_is_per_model_and_preprocessing(tiny_embedder, photos, tmp_path, m
 def test_cache_survives_a_crash_mid_run(tiny_embedder, photos, tmp_path):
     paths = sorted(photos.glob("*.png"))
     with ctrl_c_at_batch(tiny_embedder, 3):
-        embed_images(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
+        embed_files(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
     shards = list((tmp_path / "cache").rglob("*"))
     assert not [p for p in shards if p.name.endswith(".tmp")]  # no half-written file
-    rerun = embed_images(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
+    rerun = embed_files(tiny_embedder, paths, batch_size=3, cache=tmp_path / "cache")
     assert (rerun.cached, rerun.embedded) == (6, 2)  # the two finished batches were kept
     np.testing.assert_allclose(rerun.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
 
@@ -305,7 +306,7 @@ def test_damaged_shard_is_ignored_and_shards_are_merged(tmp_path, monkeypatch):
     for i in range(5):
         cache.put([f"d{i}"], np.full((1, 4), i, dtype=np.float32))
     (tmp_path / "0-broken.npz").write_bytes(b"PK\x03\x04 not a zip")
-    monkeypatch.setattr(pipeline, "MAX_CACHE_SHARDS", 3)
+    monkeypatch.setattr(cache_module, "MAX_CACHE_SHARDS", 3)
     reopened = EmbeddingCache(tmp_path)
     assert len(reopened) == 5 and reopened.get("d3")[0] == 3
     assert len(list(tmp_path.glob("*.npz"))) == 1  # merged into one shard
@@ -413,22 +414,25 @@ def test_float16_storage_halves_memory_and_keeps_the_ranking(tmp_path):
 
 def test_faiss_flat_equals_exact_search():
     pytest.importorskip("faiss")
-    index = make_index(clustered(500))
+    from course_utils.index import VectorIndex
+    from course_utils.store import FaissIndex
+
+    exact = make_index(clustered(500))
     queries = clustered(10, seed=2)
-    exact = [index.search(q, 5) for q in queries]
-    index.use_faiss("flat")
-    for q, want in zip(queries, exact, strict=True):
-        got = index.search(q, 5)
+    index = FaissIndex(exact, "flat")
+    assert isinstance(index, VectorIndex) and len(index) == 500 and index.products is exact.products
+    for q in queries:
+        got, want = index.search(q, 5), exact.search(q, 5)
         assert [r for r, _ in got] == [r for r, _ in want]
         np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
     assert len(index.search(queries[0], 10_000)) == 500  # k beyond the index: everything, as exact search
-    index.use_faiss(None)
-    assert index._faiss is None
+    with pytest.raises(CourseError, match="k must be"):
+        index.search(queries[0], 0)
 
 
 def test_faiss_ivf_recall_against_exact_search():
     pytest.importorskip("faiss")
-    from course_utils.faiss_search import FaissSearch, recall_at_k
+    from course_utils.store.faiss_search import FaissSearch, recall_at_k
 
     vectors = clustered(6000, clusters=60)
     search = FaissSearch(vectors, method="ivf", nlist=64, nprobe=1)
@@ -438,15 +442,19 @@ def test_faiss_ivf_recall_against_exact_search():
     high = recall_at_k(search, vectors, queries, k=10)
     assert search.nprobe > 1 and reached >= 0.95
     assert high >= 0.9 and high > low
-    index = make_index(vectors).use_faiss("ivf", nlist=64)
+    from course_utils.store import FaissIndex
+
+    index = FaissIndex(make_index(vectors), "ivf", nlist=64)
     hits = index.search(queries[0], 10)
     assert len(hits) == 10 and hits[0][1] >= hits[-1][1]
 
 
 def test_faiss_method_is_checked():
     pytest.importorskip("faiss")
+    from course_utils.store import FaissIndex
+
     with pytest.raises(CourseError, match="Unknown FAISS method"):
-        make_index(clustered(50)).use_faiss("hnsw")
+        FaissIndex(make_index(clustered(50)), "hnsw")
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -493,3 +501,13 @@ def test_ctrl_c_mid_run_keeps_the_previous_index(cli_env, photos, capsys, monkey
     assert out.read_bytes() == before
     assert len(ImageIndex.load(out)) == 8
     assert sorted(p.name for p in cli_env.iterdir() if p.suffix in (".npz", ".tmp")) == ["idx.npz"]
+
+
+def test_cache_key_includes_the_precision(tiny_embedder, photos, tmp_path):
+    """bf16 and fp32 embeddings differ: one must never be served as the other from the cache."""
+    paths = sorted(photos.glob("*.png"))
+    first = embed_files(tiny_embedder, paths, cache=tmp_path / "c", precision="fp32")
+    half = embed_files(tiny_embedder, paths, cache=tmp_path / "c", precision="bf16")
+    assert (first.embedded, half.cached, half.embedded) == (8, 0, 8)
+    assert embed_files(tiny_embedder, paths, cache=tmp_path / "c", precision="fp32").cached == 8
+    assert np.abs(first.vectors - half.vectors).max() > 1e-4  # the key matters: the vectors really differ

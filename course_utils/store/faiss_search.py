@@ -15,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CourseError
+from ..catalog import Product
+from ..errors import CourseError
+from ..index import ImageIndex, MetadataFilter, check_k, check_query_vector
+
+__all__ = ["IVF_MIN_ROWS", "FaissIndex", "FaissSearch", "exact_top_k", "recall_at_k"]
 
 #: From this many rows ``method="auto"`` builds an IVF index; below it exact search is already quick.
 IVF_MIN_ROWS = 50_000
@@ -141,3 +145,53 @@ def recall_at_k(
     _, found = search.search_many(queries, truth.shape[1])
     hits = [len(set(t.tolist()) & set(f.tolist())) for t, f in zip(truth, found, strict=True)]
     return float(np.sum(hits) / truth.size)
+
+
+class FaissIndex:
+    """An :class:`~course_utils.index.ImageIndex` whose :meth:`search` is answered by FAISS.
+
+    Everything else (products, paths, exact similarities for the hybrid planner, metadata
+    filters) is the wrapped index's, so it is a :class:`~course_utils.index.VectorIndex` like any
+    other. ``method``: ``flat`` (exact), ``ivf`` (approximate, for large indexes) or ``auto`` (IVF
+    from :data:`IVF_MIN_ROWS` rows). Introduced in 03_image_retrieval (going further: search at scale).
+    """
+
+    def __init__(self, index: ImageIndex, method: str = "auto", **options: Any) -> None:
+        self.index = index
+        self.faiss = FaissSearch(index.embeddings, method=method, **options)
+
+    def __repr__(self) -> str:
+        return f"FaissIndex({self.index!r}, {self.faiss!r})"
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def products(self) -> list[Product]:
+        return self.index.products
+
+    @property
+    def paths(self) -> list[str]:
+        return self.index.paths
+
+    @property
+    def model_id(self) -> str:
+        return self.index.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.index.dim
+
+    def check_model(self, model_id: str) -> None:
+        self.index.check_model(model_id)
+
+    def similarities(self, query_vector: np.ndarray) -> np.ndarray:
+        return self.index.similarities(query_vector)
+
+    def rows_where(self, rules: MetadataFilter) -> list[int]:
+        return self.index.rows_where(rules)
+
+    def search(self, query_vector: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+        """The ``k`` best ``(row, similarity)`` pairs, best first, found by FAISS."""
+        k = check_k(k)
+        return self.faiss.search(check_query_vector(query_vector, self.dim), min(k, len(self)))

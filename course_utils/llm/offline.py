@@ -1,47 +1,19 @@
-"""The LLM interface, its response record, and the offline rule-based answerer.
+"""The offline answerer: a rule-based stand-in for an LLM, clearly labelled as one.
 
-Any object with ``generate(prompt, system_prompt=None)`` and
-``generate_multimodal(prompt, images, system_prompt=None)`` that returns something with
-``.text``, ``.provider`` and ``.model`` can answer (an ``llm_cascade`` cascade, the course's own
-cascade, a test double). Introduced in 04_multimodal_generation.
+Introduced in 04_multimodal_generation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from .prompts import parse_context, question_of
-from .query import parse_question
+from ..errors import CourseError
+from ..prompts import parse_context, question_of
+from ..query import parse_question
+from .base import LLMResponse
 
-
-@dataclass(frozen=True)
-class Attempt:
-    """One provider tried by a cascade: ``outcome`` is ``answered``, ``skipped`` or ``failed``."""
-
-    provider: str
-    outcome: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class LLMResponse:
-    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first."""
-
-    text: str
-    provider: str
-    model: str
-    attempts: tuple[Attempt, ...] = ()
-
-
-@runtime_checkable
-class LLM(Protocol):
-    def generate(self, prompt: str, system_prompt: str | None = None, **kwargs: Any) -> Any: ...
-
-    def generate_multimodal(
-        self, prompt: str, images: Sequence[Any], system_prompt: str | None = None, **kwargs: Any
-    ) -> Any: ...
+__all__ = ["OFFLINE_LABEL", "OFFLINE_MODEL", "OFFLINE_PROVIDER", "OfflineAnswerer", "answer_offline"]
 
 
 OFFLINE_PROVIDER = "offline"
@@ -106,14 +78,24 @@ class OfflineAnswerer:
 
     provider = OFFLINE_PROVIDER
     model = OFFLINE_MODEL
+    pins_provider = True  # one provider, one model: a pin to them holds, any other pin is refused
 
     def __repr__(self) -> str:
         return "OfflineAnswerer()"
 
-    def generate(self, prompt: str, system_prompt: str | None = None, **kwargs: Any) -> LLMResponse:
+    def generate(
+        self, prompt: str, system_prompt: str | None = None, provider: str | None = None, **kwargs: Any
+    ) -> LLMResponse:
+        if provider is not None and provider.strip().lower() != OFFLINE_PROVIDER:
+            raise CourseError(f"The offline answerer cannot be pinned to {provider!r}: it is the only provider it has.")
         return LLMResponse(answer_offline(prompt), self.provider, self.model)
 
     def generate_multimodal(
-        self, prompt: str, images: Sequence[Any], system_prompt: str | None = None, **kwargs: Any
+        self,
+        prompt: str,
+        images: Sequence[Any],
+        system_prompt: str | None = None,
+        provider: str | None = None,
+        **kwargs: Any,
     ) -> LLMResponse:
-        return self.generate(prompt, system_prompt)
+        return self.generate(prompt, system_prompt, provider=provider)

@@ -1,4 +1,4 @@
-"""How fast is indexing and search? The naive loops, the pipeline, the cache and search at scale, side by side.
+"""How fast is indexing? The naive loops, the pipeline, the ceilings and the cache, side by side.
 
 ``python -m course_utils bench [--arch mini|vit-b-32] [--device D] [--n-images N] [--sizes 1000,100000] [--json]``
 
@@ -11,7 +11,6 @@ preprocessing alone, the better of threads and one worker process per core. Intr
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import platform
@@ -25,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import COLOR_HEX, PATTERNS, SHAPES, Product, draw_item
-from .embeddings import (
+from ..catalog import COLOR_HEX, PATTERNS, SHAPES, draw_item
+from ..embeddings import (
     BUNDLED_MODEL_DIR,
     DEFAULT_BATCH_SIZE,
     CLIPEmbedder,
@@ -34,8 +33,24 @@ from .embeddings import (
     load_clip,
     pick_device,
 )
-from .errors import CourseError
-from .images import open_image
+from ..errors import CourseError
+from ..images import open_image
+from ..indexing import PixelRecipe, embed_files, folder_inputs, index_files
+from ..indexing.embed import resolve_precision
+from ..indexing.transforms import image_processor_of
+from ..indexing.workers import (
+    DecodeJob,
+    can_fork,
+    cpu_cores,
+    default_workers,
+    prepare,
+    process_pool,
+    resolve_parallel,
+    shared_memory_free,
+)
+from .search import median_ms, search_benchmark
+
+__all__ = ["ARCHS", "DEFAULT_SIZES", "bench_embedder", "render_images", "run_bench"]
 
 ARCHS = ("mini", "vit-b-32")
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -71,7 +86,7 @@ def bench_embedder(arch: str = "mini", device: str | None = None, model: str | N
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    from .mini_clip.train import TOKENIZER_DIR
+    from ..mini_clip.train import TOKENIZER_DIR
 
     device = pick_device(device)
     tokenizer_dir = BUNDLED_MODEL_DIR if (BUNDLED_MODEL_DIR / "vocab.json").exists() else TOKENIZER_DIR
@@ -192,7 +207,7 @@ def model_only_ceiling(
     """Images/s of forward passes alone, on pixel tensors already on the device, per batch size."""
     import torch
 
-    from .pipeline import _autocast
+    from ..indexing.embed import autocast
 
     size = max(batch_sizes)
     pixels = embedder.processor(images=[open_image(p) for p in paths[:size]], return_tensors="pt")["pixel_values"]
@@ -203,7 +218,7 @@ def model_only_ceiling(
     for batch in batch_sizes:
         x = pixels[:batch]
         passes = max(3, math.ceil(min_images / batch))
-        with torch.inference_mode(), _autocast(embedder.device, precision):
+        with torch.inference_mode(), autocast(embedder.device, precision):
             embedder.model.get_image_features(pixel_values=x)  # warm-up at this shape
             _sync(embedder.device)
             start = time.perf_counter()
@@ -217,14 +232,6 @@ def model_only_ceiling(
 
 def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: int, parallel: str) -> float:
     """Images/s of the pipeline's own decode + preprocess step alone (no model), on ``workers`` threads or processes."""
-    from .decoding import (
-        DecodeJob,
-        PixelRecipe,
-        image_processor_of,
-        prepare,
-        process_pool,
-    )
-
     processor = image_processor_of(embedder)
     job = DecodeJob(PixelRecipe.from_processor(processor), processor, None, True)
     if parallel == "processes":
@@ -234,110 +241,6 @@ def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: i
         if what != "pixels":
             raise RuntimeError("a benchmark image failed to decode")
     return len(paths) / (time.perf_counter() - start)
-
-
-# --------------------------------------------------------------------------- search at scale
-
-
-def clustered_unit_vectors(n: int, dim: int, rng: np.random.Generator, centers: np.ndarray) -> np.ndarray:
-    """Unit vectors scattered around ``centers`` (cosine about 0.7 to their centre), like embeddings of
-    many photos of fewer kinds of things. Well-separated clusters make approximate search easy; the
-    FAISS timings here use the harder :class:`EmbeddingLikeVectors`.
-    """
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 65_536):
-        stop = min(n, start + 65_536)
-        block = rng.standard_normal((stop - start, dim), dtype=np.float32) / np.float32(math.sqrt(dim))
-        block += centers[rng.integers(0, len(centers), stop - start)]
-        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
-
-
-class EmbeddingLikeVectors:
-    """Random unit vectors shaped like real embeddings: most of their length in a few dozen directions.
-
-    Real CLIP embeddings have a low intrinsic dimension; points here lie near a 32-dimensional
-    subspace with a decaying spectrum, plus a little noise in every direction. No clusters are built
-    in, so an IVF index gets no help it would not get from real data. Exact search costs the same on
-    any values; FAISS recall depends on this structure.
-    """
-
-    def __init__(self, dim: int, rng: np.random.Generator, intrinsic: int = 32, noise: float = 0.02):
-        self.rng = rng
-        rank = min(intrinsic, dim)
-        self.basis = np.linalg.qr(rng.standard_normal((dim, rank)))[0].T.astype(np.float32)
-        self.scales = (1.0 / np.sqrt(np.arange(1, rank + 1))).astype(np.float32)
-        self.noise = np.float32(noise)
-
-    def sample(self, n: int) -> np.ndarray:
-        dim = self.basis.shape[1]
-        out = np.empty((n, dim), dtype=np.float32)
-        for start in range(0, n, 65_536):  # in blocks: bounded temporary memory for millions of rows
-            stop = min(n, start + 65_536)
-            z = self.rng.standard_normal((stop - start, len(self.scales)), dtype=np.float32) * self.scales
-            block = z @ self.basis + self.rng.standard_normal((stop - start, dim), dtype=np.float32) * self.noise
-            out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-        return out
-
-
-def _median_ms(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> float:
-    fn(queries[0])
-    times = []
-    for q in queries:
-        start = time.perf_counter()
-        fn(q)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
-
-
-def search_benchmark(
-    dim: int,
-    sizes: Sequence[int],
-    faiss_method: str = "auto",
-    n_queries: int = 30,
-    seed: int = 0,
-    log: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
-    """Median per-query search time at each index size: exact float32, exact float16 and FAISS (+ recall@10).
-
-    The vectors are :class:`EmbeddingLikeVectors`; smaller sizes are prefixes of the largest set.
-    """
-    from .index import ImageIndex
-
-    largest = max(sizes)
-    vectors = EmbeddingLikeVectors(dim, np.random.default_rng(seed))
-    log(f"generating {largest:,} vectors of dimension {dim}")
-    data = vectors.sample(largest)
-    queries, tuning, held_out = vectors.sample(n_queries), vectors.sample(100), vectors.sample(200)
-    placeholder = Product.from_file_name("synthetic")
-    out: dict[str, Any] = {"search_ms": {}, "float16_search_ms": {}}
-    faiss_ok = importlib.util.find_spec("faiss") is not None
-    if faiss_ok:
-        out.update({"faiss_query_ms": {}, "faiss_recall_at_10": {}, "faiss_method": {}, "faiss_build_s": {}})
-    for n in sorted(sizes):
-        rows = data[:n]
-        index = ImageIndex(rows, [placeholder] * n, [""] * n, "synthetic")
-        out["search_ms"][str(n)] = _median_ms(lambda q, ix=index: ix.search(q, 10), queries)
-        half = ImageIndex(rows, [placeholder] * n, [""] * n, "synthetic", dtype="float16")
-        out["float16_search_ms"][str(n)] = _median_ms(lambda q, ix=half: ix.search(q, 10), queries)
-        del half
-        if faiss_ok:
-            from .faiss_search import FaissSearch, recall_at_k
-
-            start = time.perf_counter()
-            search = FaissSearch(rows, method=faiss_method, seed=seed)
-            # nprobe picked on tuning queries (with a margin), recall then measured on held-out ones
-            search.tune(rows, tuning, k=10, target=0.97)
-            out["faiss_build_s"][str(n)] = time.perf_counter() - start
-            out["faiss_method"][str(n)] = repr(search)
-            out["faiss_query_ms"][str(n)] = _median_ms(lambda q, s=search: s.search(q, 10), queries)
-            out["faiss_recall_at_10"][str(n)] = recall_at_k(search, rows, held_out, k=10)
-            del search
-        log(f"search at {n:,} rows: exact {out['search_ms'][str(n)]:.2f} ms")
-    return out
-
-
-# --------------------------------------------------------------------------- the whole run
 
 
 def run_bench(
@@ -362,17 +265,6 @@ def run_bench(
     """
     import torch
     import transformers
-
-    from .decoding import (
-        PixelRecipe,
-        can_fork,
-        cpu_cores,
-        default_workers,
-        image_processor_of,
-        resolve_parallel,
-        shared_memory_free,
-    )
-    from .pipeline import build_index, embed_images, folder_inputs, resolve_precision
 
     if n_images < 2:
         raise CourseError("--n-images must be at least 2.")
@@ -441,7 +333,7 @@ def run_bench(
 
         log("warming up")  # after the ceilings, which may start worker processes of another number
         pipeline_options = {"batch_size": batch_size, "workers": workers, "parallel": parallel, "progress": False}
-        embed_images(embedder, paths[: min(len(paths), 2 * batch_size)], **pipeline_options)
+        embed_files(embedder, paths[: min(len(paths), 2 * batch_size)], **pipeline_options)
         naive_per_image(embedder, paths[:2])
 
         # the three ways to embed, round-robin: with repeat > 1 each keeps its best round, which is the
@@ -449,7 +341,7 @@ def run_bench(
         methods = {
             "naive_per_image": lambda: naive_per_image(embedder, paths),
             "naive_single_call": lambda: naive_single_call(embedder, paths),
-            "pipeline": lambda: embed_images(embedder, paths, **pipeline_options),
+            "pipeline": lambda: embed_files(embedder, paths, **pipeline_options),
         }
         outputs: dict[str, Any] = {}
         for round_ in range(repeat):
@@ -471,7 +363,7 @@ def run_bench(
 
         def index_the_folder() -> Any:
             products, files, skipped = folder_inputs(folder)
-            return build_index(products, files, embedder, skipped=skipped, **options)[1]
+            return index_files(products, files, embedder, skipped=skipped, **options)[1]
 
         first, cold, _ = _timed(device, index_the_folder)
         again, warm, _ = _timed(device, index_the_folder)
@@ -489,7 +381,7 @@ def run_bench(
 
     log("text embedding")
     texts = np.array(QUERIES)
-    result["text_embed_ms"] = _median_ms(lambda q: embedder.embed_texts([str(q)]), texts)
+    result["text_embed_ms"] = median_ms(lambda q: embedder.embed_texts([str(q)]), texts)
     search = search_benchmark(embedder.dim, sizes, faiss_method=faiss_method, log=log)
     result.update(search)
     result["query_ms"] = {n: result["text_embed_ms"] + ms for n, ms in search["search_ms"].items()}
@@ -505,84 +397,3 @@ def run_bench(
         pipeline_vs_bound=result["pipeline_ips"] / bound,
     )
     return result
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """The figures as a plain-text table."""
-    lines = [
-        f"Benchmark: {result['arch']} ({result['model_id']}) on {result['device']} ({result['device_name']}), "
-        f"{result['n_images']} images, batch {result['batch_size']}, {result['workers']} {result['parallel']}, "
-        f"{result['precision']}",
-        "",
-        f"{'indexing':<38} {'images/s':>10} {'vs per-image':>13} {'peak RAM MB':>12}",
-    ]
-    per_image = result["naive_per_image_ips"]
-    rows = [
-        ("naive per-image loop", result["naive_per_image_ips"], result.get("naive_per_image_peak_mb")),
-        ("naive single call (whole list)", result["naive_single_call_ips"], result.get("naive_single_call_peak_mb")),
-        ("pipeline", result["pipeline_ips"], result.get("pipeline_peak_mb")),
-        (f"model-only ceiling (batch {result['model_only_batch']})", result["model_only_ips"], None),
-        (f"preprocess ceiling ({result['preprocess_ceiling_workers']})", result["preprocess_ceiling_ips"], None),
-        ("re-index from cache", result["n_images"] / result["reindex_s"], None),
-    ]
-    for name, ips, mb in rows:
-        memory = f"{mb:>12.0f}" if mb is not None else f"{'':>12}"
-        lines.append(f"{name:<38} {ips:>10.1f} {ips / per_image:>12.1f}x {memory}")
-    if result.get("parallel") == "processes":
-        lines.append("(peak RAM is the main process's; each worker process holds a few chunks of 32 images)")
-    lines += [
-        "",
-        f"pipeline: {result['pipeline_vs_model_only']:.0%} of the model-only ceiling, "
-        f"{result['pipeline_vs_bound']:.0%} of the lower ceiling, "
-        f"{result['pipeline_vs_single_call']:.2f}x the single call; "
-        f"same vectors as the naive path (min cosine {result['pipeline_vs_naive_min_cosine']:.4f})",
-        f"re-index of the unchanged folder: {result['first_index_s']:.2f} s -> {result['reindex_s']:.3f} s "
-        f"({result['reindex_speedup']:.0f}x, {result['reindex_embedded']} embedded); "
-        f"10 new images -> {result['added_10_embedded']} embedded",
-        "",
-        f"query latency (text embedding {result['text_embed_ms']:.1f} ms + search), ms per query:",
-        f"{'vectors':>10} {'exact fp32':>11} {'exact fp16':>11} {'FAISS':>9} {'recall@10':>10}  FAISS index",
-    ]
-    for n, ms in result["search_ms"].items():
-        faiss_ms = result.get("faiss_search_ms", {}).get(n)
-        recall = result.get("faiss_recall_at_10", {}).get(n)
-        lines.append(
-            f"{int(n):>10,} {ms:>11.2f} {result['float16_search_ms'][n]:>11.2f} "
-            f"{faiss_ms if faiss_ms is not None else float('nan'):>9.2f} "
-            f"{recall if recall is not None else float('nan'):>10.3f}  {result.get('faiss_method', {}).get(n, '-')}"
-        )
-    return "\n".join(lines)
-
-
-def save_plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Two panels: indexing speed by method, and search time against index size."""
-    from matplotlib.figure import Figure
-
-    path = Path(path)
-    fig = Figure(figsize=(11, 4.2))
-    left, right = fig.subplots(1, 2)
-    names = ["per-image\nloop", "single\ncall", "pipeline", "model-only\nceiling", "preprocess\nceiling"]
-    values = [result[k] for k in ("naive_per_image_ips", "naive_single_call_ips", "pipeline_ips")]
-    values += [result["model_only_ips"], result["preprocess_ceiling_ips"]]
-    bars = left.bar(names, values, color=["#95A5A6", "#95A5A6", "#2ECC71", "#3498DB", "#3498DB"])
-    left.bar_label(bars, fmt="%.0f", fontsize=8)
-    left.set_yscale("log")
-    left.set_ylabel("images per second (log scale)")
-    left.set_title(f"Indexing {result['n_images']} images: {result['arch']} on {result['device']}")
-    sizes = [int(n) for n in result["search_ms"]]
-    right.loglog(sizes, list(result["search_ms"].values()), "o-", label="exact, float32")
-    right.loglog(sizes, list(result["float16_search_ms"].values()), "s--", label="exact, float16")
-    if result.get("faiss_search_ms"):
-        right.loglog(sizes, list(result["faiss_search_ms"].values()), "^-", label="FAISS")
-    right.set_xlabel("vectors in the index")
-    right.set_ylabel("ms per query (search only)")
-    right.set_title(f"Search (text embedding adds {result['text_embed_ms']:.1f} ms)")
-    right.legend()
-    right.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path

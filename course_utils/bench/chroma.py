@@ -16,10 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .chroma_store import ChromaServer, batch_slices, chroma_client, chroma_settings, import_chromadb
-from .embeddings import l2_normalize
-from .errors import CourseError
-from .index import top_k
+from ..embeddings import l2_normalize
+from ..errors import CourseError
+from ..index import top_k
+from ..store import ChromaServer, chroma_client
+from ..store.chroma import batch_slices, chroma_settings, import_chromadb
+from .search import clustered_unit_vectors
+
+__all__ = ["BENCH_BACKENDS", "BENCH_VECTORS", "bench_chroma", "bench_vectors", "format_bench"]
 
 BENCH_BACKENDS = ("embedded", "http")
 BENCH_VECTORS = ("random", "clustered")
@@ -31,13 +35,11 @@ def bench_vectors(kind: str, n: int, queries: int, dim: int, rng: np.random.Gene
     ``random``: uniform on the sphere, the hardest case for a graph index (every point is about
     equally far from every other). ``clustered``: scattered around ``n // 100`` centres (at most
     1,000), as embeddings of many photos of fewer kinds of things are; the same generator as the
-    FAISS timings of :mod:`course_utils.bench`.
+    FAISS timings of :mod:`course_utils.bench.search`.
     """
     if kind == "random":
         return l2_normalize(rng.standard_normal((n, dim))), l2_normalize(rng.standard_normal((queries, dim)))
     if kind == "clustered":
-        from .bench import clustered_unit_vectors
-
         centers = l2_normalize(rng.standard_normal((max(1, min(1000, n // 100)), dim)))
         return clustered_unit_vectors(n, dim, rng, centers), clustered_unit_vectors(queries, dim, rng, centers)
     raise CourseError(f"Unknown benchmark vectors {kind!r}; use {' or '.join(BENCH_VECTORS)}.")

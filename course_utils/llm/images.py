@@ -17,8 +17,10 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from .errors import CourseError
-from .images import MAX_PIXELS, to_rgb
+from ..errors import CourseError
+from ..images import MAX_PIXELS, to_rgb
+
+__all__ = ["MAX_IMAGES", "MAX_SIDE", "EncodedImage", "ImageInput", "detect_mime", "encode_image", "encode_images"]
 
 ImageInput = str | os.PathLike | bytes | bytearray | Image.Image
 

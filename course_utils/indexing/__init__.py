@@ -1,0 +1,27 @@
+"""Indexing image folders: scanning, decoding in parallel, the embedding cache, the batch runner.
+
+One module per job, in the order the data flows: :mod:`.folders` (which files), :mod:`.workers`
+(read, hash and decode in parallel), :mod:`.transforms` (the pixel recipe), :mod:`.cache`
+(embeddings on disk) and :mod:`.embed` (batches through the model, into an index).
+"""
+
+from .cache import EmbeddingCache
+from .embed import EmbedResult, build_index, embed_files, index_files, index_folder
+from .folders import IMAGE_EXTENSIONS, folder_inputs, scan_folder
+from .transforms import PixelRecipe
+from .workers import PARALLEL, read_and_hash
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "PARALLEL",
+    "EmbedResult",
+    "EmbeddingCache",
+    "PixelRecipe",
+    "build_index",
+    "embed_files",
+    "folder_inputs",
+    "index_files",
+    "index_folder",
+    "read_and_hash",
+    "scan_folder",
+]

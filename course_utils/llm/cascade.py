@@ -1,0 +1,265 @@
+"""The multimodal LLM cascade: try each configured provider in turn, the offline answerer last.
+
+Free tiers run out, keys expire and services go down, so the course never depends on one provider.
+:func:`get_cascade` returns a :class:`Cascade` that tries, in order, Gemini (``google-genai`` SDK),
+Ollama Cloud, Groq, Hugging Face, Cohere, OpenRouter, OpenAI and xAI (all through the ``openai``
+SDK against their OpenAI-compatible endpoints), a local Ollama server, and finally the rule-based
+:class:`~course_utils.llm.offline.OfflineAnswerer`. A provider without a key is skipped; one that
+fails (rate limit, server error, timeout, rejected key, empty answer, ...) is recorded and the next
+one is tried. Every answer says who gave it (:class:`~course_utils.llm.base.LLMResponse`).
+
+Configuration is read at call time (see :mod:`course_utils.config`): keys from the environment, a
+``.env`` file or Colab secrets; per-provider endpoints and models; ``COURSE_LLM_PROVIDERS``,
+``COURSE_LLM_TIMEOUT`` and ``COURSE_OFFLINE``. Introduced in 04_multimodal_generation.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .. import config
+from ..errors import CourseError
+from .base import Attempt, LLMResponse, ProviderFailure
+from .gemini import call_gemini
+from .images import MAX_IMAGES, MAX_SIDE, EncodedImage, ImageInput, encode_images
+from .keys import find_key, forget_missing_secrets, scrub
+from .offline import OfflineAnswerer
+from .openai_compat import call_openai
+from .providers import (
+    PROVIDERS,
+    Provider,
+    ProviderInfo,
+    by_name,
+    model_for,
+    parse_provider_names,
+    probe_local_ollama,
+)
+
+__all__ = ["Cascade", "get_cascade"]
+
+MAX_ANSWER_CHARS = 20_000  # a runaway answer is cut here, whatever max_tokens allowed
+
+
+class Cascade:
+    """Ask each configured LLM provider in turn until one answers; the offline answerer is last.
+
+    Build it with :func:`get_cascade`. It holds no key: keys, models and endpoints are read from
+    the environment on every call. Introduced in 04_multimodal_generation.
+    """
+
+    pins_provider = True  # provider= and model= ask exactly that provider and model
+
+    def __init__(
+        self,
+        providers: str | Sequence[str] | None = None,
+        timeout: float | None = None,
+        verbose: bool = False,
+        max_side: int = MAX_SIDE,
+        max_images: int = MAX_IMAGES,
+    ) -> None:
+        self._names = [p.name for p in parse_provider_names(providers)] if providers is not None else None
+        self._timeout = None if timeout is None else config.llm_timeout(timeout)
+        self.verbose = verbose
+        self.max_side = max_side
+        self.max_images = max_images
+
+    def __repr__(self) -> str:
+        # the arguments only: the environment is read (and may be fixed) at call time
+        return f"Cascade(providers={self._names!r}, timeout={self._timeout!r}, verbose={self.verbose!r})"
+
+    def order(self) -> list[Provider]:
+        """The providers to try, in order: ``COURSE_OFFLINE`` > ``providers=`` > ``COURSE_LLM_PROVIDERS``."""
+        if config.offline():
+            return [by_name("offline")]
+        if self._names is not None:
+            return [by_name(name) for name in self._names]
+        configured = config.llm_providers()
+        if configured:
+            return parse_provider_names(configured, "COURSE_LLM_PROVIDERS")
+        return list(PROVIDERS)
+
+    def _unavailable(self, provider: Provider, model: str | None, n_images: int, vision: bool) -> str | None:
+        """Why ``provider`` is skipped for this call, or None when it can be asked."""
+        if provider.protocol == "offline":
+            return None
+        if provider.key_envs and find_key(provider) is None:
+            return f"{provider.key_envs[0]} not set"
+        if model is None:
+            return f"no vision model (set {provider.env_prefix}_VISION_MODEL)"
+        if vision and provider.max_images is not None and n_images > provider.max_images:
+            return f"takes at most {provider.max_images} images per request ({n_images} given)"
+        if provider.local:
+            return probe_local_ollama(model)
+        return None
+
+    def list_providers(self) -> list[ProviderInfo]:
+        """The providers in cascade order, each ``configured`` or ``skipped`` with the reason.
+
+        Introduced in 04_multimodal_generation.
+        """
+        config.load_dotenv_file()
+        infos = []
+        for provider in self.order():
+            text_model, vision_model = model_for(provider, False), model_for(provider, True)
+            why = self._unavailable(provider, text_model, 0, False)
+            if provider.protocol == "offline":
+                detail = "rule-based answerer: reads the catalog text, looks at no image, always answers"
+            elif why:
+                where = f" (key: {provider.key_page})" if provider.key_envs and provider.key_page else ""
+                detail = why + where
+            else:
+                detail = f"text: {text_model}, vision: {vision_model or 'none'}"
+            infos.append(ProviderInfo(provider.name, provider.display_name, "skipped" if why else "configured", detail))
+        return infos
+
+    def summary(self) -> str:
+        """A readable table: which providers will be tried, which are skipped and how to enable them.
+
+        Introduced in 04_multimodal_generation.
+        """
+        infos = self.list_providers()
+        width = max(len(info.display_name) for info in infos)
+        lines = ["LLM cascade (tried in this order; the first provider that answers wins):"]
+        lines += [
+            f"  {i:>2}. {info.display_name:<{width}}  {info.state:<10}  {info.detail}"
+            for i, info in enumerate(infos, start=1)
+        ]
+        if config.offline():
+            lines.append("  COURSE_OFFLINE=1: only the offline answerer is used.")
+        elif all(info.state == "skipped" or info.name == "offline" for info in infos):
+            lines.append(
+                "  No LLM is configured: set one of the keys above (in the environment, a .env "
+                "file or Colab secrets) to get real answers."
+            )
+        return "\n".join(lines)
+
+    def generate(
+        self,
+        prompt: str,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        max_tokens: int = 1024,
+        provider: str | None = None,
+    ) -> LLMResponse:
+        """Answer a text prompt with the first provider that can.
+
+        ``provider`` pins one provider (by name or display name) and ``model`` its model, e.g. to
+        ask the very model that answered another call. Introduced in 04_multimodal_generation.
+        """
+        return self._run(prompt, [], system_prompt, model, max_tokens, provider, vision=False)
+
+    def generate_multimodal(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        system_prompt: str | None = None,
+        model: str | None = None,
+        max_tokens: int = 1024,
+        provider: str | None = None,
+    ) -> LLMResponse:
+        """Answer a prompt about ``images`` (paths, bytes or PIL images, in rank order).
+
+        Providers without a vision model are skipped. With no images this is :meth:`generate`.
+        Introduced in 04_multimodal_generation.
+        """
+        encoded = encode_images(images, self.max_side, self.max_images)  # bad images fail before any request
+        return self._run(prompt, encoded, system_prompt, model, max_tokens, provider, vision=bool(encoded))
+
+    def _run(
+        self,
+        prompt: str,
+        images: list[EncodedImage],
+        system_prompt: str | None,
+        model: str | None,
+        max_tokens: int,
+        pinned: str | None,
+        vision: bool,
+    ) -> LLMResponse:
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise CourseError(f"max_tokens must be a positive whole number, not {max_tokens!r}.")
+        config.load_dotenv_file()
+        timeout = config.llm_timeout(self._timeout)
+        order = self.order()
+        if pinned is not None:
+            chosen = parse_provider_names([pinned], "provider")[0]
+            if config.offline() and chosen.protocol != "offline":
+                raise CourseError(
+                    f"provider={pinned!r} was asked for, but COURSE_OFFLINE=1 allows only the offline answerer."
+                )
+            order = [chosen]
+        attempts: list[Attempt] = []
+        for candidate in order:
+            use_model = model if model and candidate.protocol != "offline" else model_for(candidate, vision)
+            why = self._unavailable(candidate, use_model, len(images), vision)
+            if why:
+                attempts.append(Attempt(candidate.display_name, "skipped", scrub(why)))
+                continue
+            assert use_model is not None
+            try:
+                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout)
+            except ProviderFailure as failure:
+                self._report(candidate, failure, attempts)
+                continue
+            if len(text) > MAX_ANSWER_CHARS:
+                text = text[:MAX_ANSWER_CHARS] + " […answer truncated]"
+            attempts.append(Attempt(candidate.display_name, "answered"))
+            return LLMResponse(text, candidate.display_name, use_model, tuple(attempts))
+        lines = "\n".join(f"  - {a.provider}: {a.outcome} ({a.reason})" for a in attempts)
+        raise CourseError(
+            f"No LLM provider answered:\n{lines}\nSet a key (see get_cascade().summary()) or add "
+            "'offline' to COURSE_LLM_PROVIDERS for the rule-based answerer."
+        )
+
+    def _ask(
+        self,
+        provider: Provider,
+        model: str,
+        prompt: str,
+        images: list[EncodedImage],
+        system_prompt: str | None,
+        max_tokens: int,
+        timeout: float,
+    ) -> str:
+        if provider.protocol == "offline":
+            return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text
+        key = find_key(provider)
+        if provider.protocol == "gemini":
+            assert key is not None
+            return call_gemini(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)
+        return call_openai(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)
+
+    def _report(self, provider: Provider, failure: ProviderFailure, attempts: list[Attempt]) -> None:
+        reason = scrub(failure.reason)
+        attempts.append(Attempt(provider.display_name, "failed", reason))
+        if failure.rejected_key:
+            key = find_key(provider)
+            where = key[0] if key else provider.key_envs[0]
+            print(
+                f"Warning: {provider.display_name} rejected the key in {where}; check or replace it "
+                f"({provider.key_page}).",
+                file=sys.stderr,
+            )
+        if self.verbose:
+            print(f"[LLM] {provider.display_name} did not answer: {reason}. Trying the next provider.")
+
+
+def get_cascade(
+    verbose: bool = True, providers: str | Sequence[str] | None = None, timeout: float | None = None
+) -> Cascade:
+    """The course's LLM: a :class:`Cascade` over every provider, the offline answerer last.
+
+    Parameters
+    ----------
+    verbose : print the provider summary now, and one line whenever a provider fails.
+    providers : names in order (e.g. ``"gemini,openai,offline"``); default ``COURSE_LLM_PROVIDERS``
+        or all of them.
+    timeout : seconds per request; default ``COURSE_LLM_TIMEOUT`` or 60.
+
+    Introduced in 04_multimodal_generation.
+    """
+    forget_missing_secrets()  # a secret added since the last call is looked up again
+    cascade = Cascade(providers=providers, timeout=timeout, verbose=verbose)
+    if verbose:
+        print(cascade.summary())
+    return cascade
