@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import settings
+
+# No deadline: a property test must never fail because a shared machine was slow that second.
+settings.register_profile("course", deadline=None)
+settings.load_profile("course")
 
 from course_utils.catalog import default_catalog, render_catalog
 
