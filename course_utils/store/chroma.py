@@ -447,21 +447,3 @@ def _refuse_duplicates(ids: Sequence[str], products: Sequence[Product]) -> None:
                 "the index keys images by their content, so give each product its own picture."
             )
         first[record] = i
-
-
-def _product_from_metadata(meta: Mapping[str, Any], position: int) -> Product:
-    """The product a record describes, validated as a catalog entry (records may come from other clients)."""
-    if "price" not in meta:  # an image known only by its file name
-        return Product.from_file_name(str(meta.get("name", "")))
-    return product_from_dict({f: meta[f] for f in _PRODUCT_FIELDS if f in meta}, position)
-
-
-def _refuse_duplicates(ids: Sequence[str], products: Sequence[Product]) -> None:
-    first: dict[str, int] = {}
-    for i, record in enumerate(ids):
-        if record in first:
-            raise CourseError(
-                f"{products[first[record]].name!r} and {products[i].name!r} have byte-identical images; "
-                "the index keys images by their content, so give each product its own picture."
-            )
-        first[record] = i
