@@ -10,7 +10,8 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
+import stat
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -209,17 +210,51 @@ def load_catalog(path: str | os.PathLike) -> list[Product]:
         raise CourseError(f"{path}: {exc}") from None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never half of one."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write a file so that readers see the old or the new content, never half of one.
+
+    A new file gets the mode any new file gets (0666 less the umask); a replaced file keeps its
+    own. ``durable`` flushes the data to disk before the rename, so a power cut cannot leave an
+    empty file under the name; derived data that is cheap to rebuild may skip it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        keep_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        keep_mode = None
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # os.open with 0o666 lets the kernel apply the umask (mkstemp would make every file 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            if keep_mode is not None:
+                os.chmod(tmp, keep_mode)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable too (POSIX; elsewhere there is nothing to do)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder; the file itself is on disk
+    finally:
+        os.close(fd)
 
 
 def save_catalog(products: Sequence[Product], path: str | os.PathLike) -> Path:
