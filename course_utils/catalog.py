@@ -5,6 +5,7 @@ Introduced in 01_synthetic_catalog.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -73,8 +74,11 @@ class Product:
 
     @property
     def slug(self) -> str:
-        """A file-name-safe form of the name: ``Widget A`` -> ``widget_a``."""
-        return slugify(self.name)
+        """The name of the product's image file, without ``.png``: ``Widget A`` -> ``widget_a``.
+
+        Unique per product: see :func:`image_stem`.
+        """
+        return image_stem(self.name)
 
     def metadata_line(self) -> str:
         """One line describing the product, as it appears in an LLM prompt."""
@@ -116,8 +120,33 @@ def slugify(text: str) -> str:
     return slug or "product"
 
 
+#: Names made of ASCII letters and digits in single-space-separated words: their slug loses only
+#: the case, and names differing only in case are refused as duplicates, so the slug is unique.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+MAX_PLAIN_STEM = 100
+
+
+def image_stem(name: str) -> str:
+    """The file name (without extension) of a product's image: unique per name, short and ASCII.
+
+    A plain name keeps its readable slug (``Widget A`` -> ``widget_a``). Any other name (``widget-a``,
+    ``Café``, ``赤い丸``, a very long one) would lose information in its slug, so it gets a hash of
+    the whole name after a ``-``, which no plain slug contains: ``widget_a-1f0e3c9d2b7a``. The rule
+    looks at one name only, so adding a product never renames another product's image.
+    Introduced in 01_synthetic_catalog.
+    """
+    if len(name) <= MAX_PLAIN_STEM and _PLAIN_NAME.fullmatch(name):
+        return name.lower().replace(" ", "_")
+    digest = hashlib.sha256(unicodedata.normalize("NFC", name).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{slugify(name)[:40].rstrip('_')}-{digest[:12]}"
+
+
 def _clean_text(value: str) -> str:
-    """Drop control characters and squeeze whitespace: product text ends up inside prompts."""
+    """Drop control characters and squeeze whitespace: product text ends up inside prompts.
+
+    NFC: a name typed as ``é`` and one typed as ``e`` + accent are one name.
+    """
+    value = unicodedata.normalize("NFC", value)
     value = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in value)
     return " ".join(value.split())[:MAX_TEXT_FIELD]
 
