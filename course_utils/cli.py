@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from PIL import Image
 
 from .decoding import PARALLEL
 from .errors import CourseError
@@ -366,7 +369,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            # every refused image is listed with its reason; Pillow's warning about it is noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return COMMANDS[args.command](args)
     except CourseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

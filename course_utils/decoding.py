@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import CourseError
-from .images import UnusableImage, open_image, read_error_reason, to_rgb
+from .images import UnusableImage, open_image, read_error_reason
 
 #: Files up to this size are read once into memory (hash + decode from the same bytes); bigger ones are streamed.
 READ_IN_MEMORY_BYTES = 64 * 2**20
@@ -294,7 +294,7 @@ class DecodeJob:
         try:
             digest = None
             if isinstance(item, Image.Image):
-                image = to_rgb(item)
+                image = open_image(item)  # held to the same size limits as a file
             else:
                 path = Path(item)
                 data, digest = read_and_hash(path)

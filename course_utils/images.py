@@ -19,6 +19,16 @@ ImageLike = str | os.PathLike | Image.Image
 
 #: Pillow's decompression-bomb guard, made an error: a 100-megapixel photo is already unusual.
 MAX_PIXELS = 100_000_000
+#: Longest side over shortest side. A model's processor scales the short side up to its input size
+#: (224 px), so a 372-byte 100000x1 PNG would need 22.4 million x 224 pixels (11 GB). At 100:1 that
+#: resize costs about 50 MB, what a 12-megapixel photo costs to decode; the widest real panoramas
+#: are near 10:1, and of a 100:1 strip the model's centre crop sees only 1% anyway.
+MAX_ASPECT_RATIO = 100
+
+# Pillow warns above its own limit (89 million pixels) and refuses above twice that. The course
+# refuses above MAX_PIXELS with a reason, so a warning below that limit would only be noise.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -68,18 +78,39 @@ def read_error_reason(path: Path, exc: OSError) -> str:
     return f"cannot read the file ({exc.strerror or exc})"
 
 
+def check_size(path: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse sizes that would cost far more memory than the file: too many pixels, or a thin strip.
+
+    Raises :class:`UnusableImage` saying which limit was passed. Introduced in 03_image_retrieval.
+    """
+    if width * height > MAX_PIXELS:
+        raise UnusableImage(
+            path,
+            f"{width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit "
+            "(a decompression bomb or a huge scan); resize it first",
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        ratio = max(width, height) / max(1, min(width, height))
+        raise UnusableImage(
+            path,
+            f"{width}x{height} pixels is too elongated ({ratio:.0f}:1, over {MAX_ASPECT_RATIO}:1): resizing it "
+            "for the model would take far more memory than the file suggests; crop it first",
+        )
+
+
 def open_image(source: ImageLike | bytes, min_size: int | None = None, name: str | None = None) -> Image.Image:
     """Open a path, raw file bytes or a PIL image: EXIF rotation applied, first frame, RGB.
 
-    The pixel count is checked from the header, before any decoding, so a decompression bomb
-    costs no memory. ``min_size`` lets a large JPEG decode at 1/2, 1/4 or 1/8 scale (DCT
-    scaling) as long as both sides stay at least ``min_size`` pixels: much faster for photos
-    that are resized to the model's input anyway.
+    The size is checked (:func:`check_size`) from the header, before any decoding, so a
+    decompression bomb or a thin strip costs no memory. ``min_size`` lets a large JPEG decode at
+    1/2, 1/4 or 1/8 scale (DCT scaling) as long as both sides stay at least ``min_size`` pixels:
+    much faster for photos that are resized to the model's input anyway.
 
     Raises :class:`UnusableImage` (a :class:`CourseError`) with the reason for files that are
     not usable images.
     """
     if isinstance(source, Image.Image):
+        check_size(name or "image", *source.size)
         return to_rgb(source)
     if isinstance(source, bytes):
         path, fp = Path(name or "image"), io.BytesIO(source)
@@ -88,12 +119,7 @@ def open_image(source: ImageLike | bytes, min_size: int | None = None, name: str
         fp = path
     try:
         with Image.open(fp) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise UnusableImage(
-                    path,
-                    f"{image.width}x{image.height} pixels is over the {MAX_PIXELS:,}-pixel limit "
-                    "(a decompression bomb or a huge scan); resize it first",
-                )
+            check_size(path, image.width, image.height)
             image.seek(0)  # animated GIF/WebP: the first frame
             if min_size and image.format == "JPEG":
                 image.draft("RGB", (min_size, min_size))
