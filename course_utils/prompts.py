@@ -8,6 +8,7 @@ Introduced in 04_multimodal_generation.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from .catalog import Product
@@ -26,10 +27,27 @@ SYSTEM_PROMPT_NO_CONTEXT = "You are a shopping assistant for a product catalog. 
 _ENTRY = re.compile(r"^\[(\d+)\]\s+(.*)$")
 
 
+#: Characters a reader takes for the fence's angle brackets or the field separator, although
+#: Unicode does not fold them into ``<``, ``>`` or ``|``.
+_LOOKALIKES = frozenset("‹›«»〈〉《》⟨⟩⟪⟫❬❭❮❯❰❱⧼⧽˂˃ᐸᐳ⦉⦊≺≻⋖⋗│┃∣ǀ❘¦")
+
+
+def _neutral(char: str) -> str:
+    """A space for a character that reads as ``<``, ``>`` or ``|``; the character itself otherwise.
+
+    NFKD folds full-width ``＜``, small ``﹤`` and ``≮`` (``<`` with a stroke) to the ASCII form.
+    Only such characters go: the rest of the text (``é``, ``½``, ``™``) stays as the catalog has it,
+    so the names the model reads are the names the grounding check looks for.
+    """
+    if char in _LOOKALIKES or not set(unicodedata.normalize("NFKD", char)).isdisjoint("<>|"):
+        return " "
+    return char
+
+
 def _field(value: object) -> str:
     """A field as it may appear inside the context: one line, no tags, no separators."""
     text = " ".join(str(value).split())
-    return re.sub(r"[<>|]", " ", text).strip()
+    return " ".join("".join(map(_neutral, text)).split())
 
 
 def context_entry(rank: int, product: Product, similarity: float | None = None) -> str:
