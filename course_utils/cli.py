@@ -145,6 +145,15 @@ def _model_source_for(model_id: str) -> str | None:
     return None if "@" in model_id else model_id
 
 
+def _shown(text: object, keep: str = "") -> str:
+    """Text safe to print: control characters, escape codes and undecodable bytes appear as escapes.
+
+    A file name may hold ``\\x1b[31m`` or a line break, and one made of bytes that are not UTF-8
+    could not even be printed; ``keep`` names the characters to leave alone (a line break in an answer).
+    """
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in str(text))
+
+
 def _price(price: float | None) -> str:
     return "unknown" if price is None else f"${price:.2f}"
 
@@ -154,8 +163,8 @@ def _hits_table(hits) -> str:
     for h in hits:
         weak = "  (weak)" if h.weak else ""
         rows.append(
-            f"{h.rank:>4}  {h.product.name[:18]:<18} {h.similarity:>10.3f}  {_price(h.product.price):>8}  "
-            f"{Path(h.path).name}{weak}"
+            f"{h.rank:>4}  {_shown(h.product.name)[:18]:<18} {h.similarity:>10.3f}  {_price(h.product.price):>8}  "
+            f"{_shown(Path(h.path).name)}{weak}"
         )
     return "\n".join(rows)
 
@@ -165,7 +174,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     products = load_catalog(args.catalog) if args.catalog else default_catalog()
     paths = render_catalog(products, args.out)
-    print(f"Rendered {len(paths)} products to {args.out}/ (catalog.json beside them).")
+    print(f"Rendered {len(paths)} products to {_shown(args.out)}/ (catalog.json beside them).")
     return 0
 
 
@@ -193,7 +202,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(json.dumps({**summary, "store": str(store), "model": index.model_id}))
         else:
             done = ", ".join(f"{n} {what}" for what, n in index.last_build.items())
-            print(f"Indexed {len(index)} images with {index.model_id} into {store} ({done}).")
+            print(f"Indexed {len(index)} images with {_shown(index.model_id)} into {_shown(store)} ({done}).")
             if skipped:
                 print(_skipped_table(skipped))
         return 0
@@ -217,7 +226,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"Indexed {len(index)} images with {index.model_id} into {out} "
+        f"Indexed {len(index)} images with {_shown(index.model_id)} into {_shown(out)} "
         f"({run.embedded} embedded, {run.cached} from the cache, {run.images_per_second:.1f} images/s)."
     )
     if index.skipped:
@@ -232,7 +241,7 @@ def _skipped_table(skipped: list[dict], limit: int = 30) -> str:
         reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
     rows = [f"Skipped {len(skipped)} file(s):", f"  {'file':<40}  reason"]
     for item in sorted(skipped, key=lambda s: (-reasons[s["reason"]], s["path"]))[:limit]:
-        rows.append(f"  {Path(item['path']).name[:40]:<40}  {item['reason']}")
+        rows.append(f"  {_shown(Path(item['path']).name)[:40]:<40}  {_shown(item['reason'])}")
     if len(skipped) > limit:
         rows.append(f"  ... and {len(skipped) - limit} more (use --json for the full list)")
     return "\n".join(rows)
@@ -257,9 +266,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"Query: {found.query}   (model {index.model_id}, plan {found.plan})")
+    print(f"Query: {_shown(found.query)}   (model {_shown(index.model_id)}, plan {found.plan})")
     if found.note:
-        print(f"Note: {found.note}")
+        print(f"Note: {_shown(found.note)}")
     print(_hits_table(found))
     if not found.match:
         print("No product stands out for this query: the catalog may not have it.")
@@ -277,13 +286,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps({"query": result.question, "model": index.model_id, **result.to_dict()}))
         return 0
     if result.used_rag:
-        print(f"Question: {result.question}   (model {index.model_id}, plan {result.plan})")
+        print(f"Question: {_shown(result.question)}   (model {_shown(index.model_id)}, plan {result.plan})")
         if result.note:
-            print(f"Note: {result.note}")
+            print(f"Note: {_shown(result.note)}")
         print(_hits_table(result.hits))
         print()
-    print(f"Answer ({result.provider}, {result.model}{'' if result.used_rag else ', no RAG'}):")
-    print(result.answer)
+    print(f"Answer ({_shown(result.provider)}, {_shown(result.model)}{'' if result.used_rag else ', no RAG'}):")
+    print(_shown(result.answer, keep="\n"))  # an answer comes from a server: no escape codes reach the terminal
     return 0
 
 
@@ -291,7 +300,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import format_report, run_eval
 
     report = run_eval(args.queries, catalog_path=args.catalog, model=args.model, device=args.device)
-    print(json.dumps(report) if args.json else format_report(report))
+    print(json.dumps(report) if args.json else _shown(format_report(report), keep="\n"))
     return 0
 
 
@@ -300,7 +309,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     kwargs = {"steps": args.steps} if args.steps else {}
     result = train_mini_clip(args.out, seed=args.seed, device=args.device, **kwargs)
-    print(f"Trained for {result['elapsed_s']:.0f} s; model saved to {args.out}/.")
+    print(f"Trained for {result['elapsed_s']:.0f} s; model saved to {_shown(args.out)}/.")
     return 0
 
 
@@ -374,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return COMMANDS[args.command](args)
     except CourseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_shown(exc, keep=chr(10))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import struct
+import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -177,7 +178,13 @@ CASES = {
     "name with spaces.png": (image_as(), None),
     "café crème 日本 📷.png": (image_as(), None),
     "UPPER.JPEG": (image_as(format="JPEG"), None),
+    # names that would steer a terminal or break a table row
+    "ansi_\x1b[31mred\x1b[0m.png": (image_as(), None),
+    "line\nbreak\r.png": (image_as(), None),
+    "title_\x1b]0;pwned\x07.txt": (write(b"x"), "not an image file type ('.txt')"),
 }
+if sys.platform.startswith("linux"):  # other systems allow only UTF-8 names
+    CASES["latin1_caf\udce9.png"] = (image_as(), None)  # the byte 0xE9, not UTF-8
 if features.check("webp"):
     CASES["animated.webp"] = (lambda p: animated(p, [picture(), picture(seed=7)], format="WEBP", lossless=True), None)
 
@@ -242,8 +249,28 @@ def test_whole_corpus_in_one_folder_via_the_cli(tiny_clip_dir, tmp_path, monkeyp
     from course_utils.index import ImageIndex
 
     index = ImageIndex.load(tmp_path / "i.npz")
-    assert sorted(p.name for p in index.products) == sorted(Path(n).stem for n in GOOD)
+    assert sorted(p.name for p in index.products) == sorted(Product.from_file_name(Path(n).stem).name for n in GOOD)
     assert Product.from_file_name("café crème 日本 📷") in index.products
+
+
+def test_tables_show_file_names_escaped(tiny_clip_dir, tmp_path, monkeypatch, capsys):
+    """Escape codes, line breaks and undecodable bytes in file names are shown as escapes, never sent raw."""
+    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    odd = [name for name in CASES if not name.isprintable() or not name.isascii()]
+    for name in odd:
+        build(folder, name)
+    index_file = str(tmp_path / "i.npz")
+    assert main(["index", str(folder), "--out", index_file]) == 0
+    assert main(["search", "red", "--index", index_file, "-k", "9"]) == 0
+    out = capsys.readouterr().out
+    for line in out.splitlines():
+        assert line.isprintable() and "\x1b" not in line, repr(line)
+    assert "\\x1b[31mred" in out and "line\\nbreak\\r.png" in out and "title_\\x1b]0;pwned\\x07.txt" in out
+    if sys.platform.startswith("linux"):
+        assert "latin1_caf\\udce9.png" in out
 
 
 def test_unreadable_file_is_skipped(tiny_embedder, tmp_path, monkeypatch):
