@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -96,6 +97,61 @@ def check_size(path: str | os.PathLike, width: int, height: int) -> None:
             f"{width}x{height} pixels is too elongated ({ratio:.0f}:1, over {MAX_ASPECT_RATIO}:1): resizing it "
             "for the model would take far more memory than the file suggests; crop it first",
         )
+
+
+#: The most bytes read from one image file into memory: above any image under the pixel limit
+#: in a usual format (a 100-megapixel uncompressed RGB TIFF is 300 MB).
+MAX_FILE_BYTES = 512 * 2**20
+
+
+def _check_regular(path: str | os.PathLike, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise UnusableImage(path, "is a directory, not an image")
+    if not stat.S_ISREG(mode):  # a FIFO would block, a device such as /dev/zero never ends
+        raise UnusableImage(path, "not a regular file")
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Raise :class:`UnusableImage` unless ``path`` is a regular file, without opening it.
+
+    Answering uses this on indexed paths: a file may have gone, or become a FIFO, since indexing.
+    Introduced in 05_image_rag_pipeline.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise UnusableImage(path, read_error_reason(path, exc)) from None
+    _check_regular(path, info.st_mode)
+
+
+def read_image_file(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of an image file, read without ever blocking.
+
+    The file is opened non-blocking and checked on the open descriptor, so a FIFO, a device
+    (``/dev/zero``) or a file over ``max_bytes`` (default :data:`MAX_FILE_BYTES`) is refused with
+    :class:`UnusableImage` before anything is read. Introduced in 04_multimodal_generation.
+    """
+    path = Path(path)
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise UnusableImage(path, read_error_reason(path, exc)) from None
+    try:
+        info = os.fstat(fd)
+        _check_regular(path, info.st_mode)
+        if info.st_size > limit:
+            raise UnusableImage(path, f"{info.st_size / 2**20:,.0f} MB is over the {limit / 2**20:,.0f} MB limit")
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)  # a file that grows while it is read is cut off, not followed
+    except OSError as exc:
+        raise UnusableImage(path, read_error_reason(path, exc)) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise UnusableImage(path, f"over the {limit / 2**20:,.0f} MB limit")
+    return data
 
 
 def open_image(source: ImageLike | bytes, min_size: int | None = None, name: str | None = None) -> Image.Image:

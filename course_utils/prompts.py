@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .catalog import Product
 
@@ -78,16 +78,29 @@ NO_MATCH_NOTE = (
 )
 
 
-def build_rag_prompt(question: str, context: str, n_images: int, match: bool = True) -> str:
+def build_rag_prompt(
+    question: str, context: str, n_images: int, match: bool = True, image_ranks: Sequence[int] | None = None
+) -> str:
     """The user prompt for a grounded answer: how images map to entries, the context, the question.
 
-    ``match=False`` adds a note that retrieval found nothing that really matches.
+    ``match=False`` adds a note that retrieval found nothing that really matches. ``image_ranks``
+    names the entries the images show, in order, when not every entry has one (an image file
+    that is gone, or more entries than a request may carry images).
     """
-    images = (
-        f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
-        if n_images
-        else ""
-    )
+    if image_ranks is not None:
+        shown = ", ".join(f"[{rank}]" for rank in image_ranks)
+        images = (
+            f"The {len(image_ranks)} attached image(s) show entries {shown}, in that order; "
+            "the other entries have no image.\n"
+            if image_ranks
+            else "No images are attached: answer from the catalog entries.\n"
+        )
+    elif n_images:
+        images = (
+            f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
+        )
+    else:
+        images = ""
     return (
         "Answer the question using only the catalog entries and product images below.\n"
         f"{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"
