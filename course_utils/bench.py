@@ -280,6 +280,25 @@ class EmbeddingLikeVectors:
         return out
 
 
+#: Bytes per vector component the search timings hold at the largest size: the float32 rows,
+#: their float16 copy and FAISS's own copy, roughly.
+SEARCH_BYTES_PER_NUMBER = 10
+
+
+def check_search_memory(rows: int, dim: int) -> None:
+    """Refuse an index size whose vectors cannot fit in this machine's memory, before any work starts."""
+    need = rows * (dim * SEARCH_BYTES_PER_NUMBER + 16)  # + a product and a path reference per row
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): let the allocation decide
+        return
+    if need > total:
+        raise CourseError(
+            f"--sizes {rows:,}: timing search at that size needs about {need / 2**30:,.0f} GB of memory "
+            f"and this machine has {total / 2**30:,.0f} GB; use smaller sizes."
+        )
+
+
 def _median_ms(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> float:
     fn(queries[0])
     times = []
@@ -379,13 +398,18 @@ def run_bench(
     if repeat < 1:
         raise CourseError("--repeat must be at least 1.")
     embedder = bench_embedder(arch, device, model)
+    check_search_memory(max(sizes), embedder.dim)
     device = embedder.device
     kind = device.split(":")[0]
     precision = resolve_precision("auto", device)
-    batch_size = batch_size or DEFAULT_BATCH_SIZE.get(kind, 16)
+    batch_size = DEFAULT_BATCH_SIZE.get(kind, 16) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise CourseError(f"batch_size must be at least 1, got {batch_size}.")
     fast = PixelRecipe.from_processor(image_processor_of(embedder)) is not None
     parallel = resolve_parallel(parallel, device, fast, [])
-    workers = workers or default_workers(device, parallel)
+    workers = default_workers(device, parallel) if workers is None else workers
+    if workers < 1:
+        raise CourseError(f"workers must be at least 1, got {workers}.")
     cores = cpu_cores()
     result: dict[str, Any] = {
         "device": device,

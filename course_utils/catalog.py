@@ -151,6 +151,15 @@ def _clean_text(value: str) -> str:
     return " ".join(value.split())[:MAX_TEXT_FIELD]
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """A short repr for a message: a 400-digit number is not worth printing whole."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print integers of more than 4,300 digits
+        text = f"an {type(value).__name__} too long to show"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def product_from_dict(data: object, position: int | None = None) -> Product:
     """Build a validated :class:`Product` from a JSON object; errors name the product and field."""
     where = f"product #{position + 1}" if position is not None else "product"
@@ -184,8 +193,12 @@ def product_from_dict(data: object, position: int | None = None) -> Product:
     if not _HEX_RE.match(color):
         raise CourseError(f"{where}: field 'color' is {color!r}; use a hex colour like '#E74C3C'.")
     price = data["price"]
-    if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-        raise CourseError(f"{where}: field 'price' is {price!r}; use a number >= 0 such as 12.99.")
+    try:
+        usable = not isinstance(price, bool) and isinstance(price, (int, float)) and 0 <= float(price) < math.inf
+    except OverflowError:  # an integer with hundreds of digits
+        usable = False
+    if not usable:
+        raise CourseError(f"{where}: field 'price' is {_shown(price)}; use a number >= 0 such as 12.99.")
     return Product(
         name=clean["name"],
         shape=shape,
@@ -225,10 +238,16 @@ def load_catalog(path: str | os.PathLike) -> list[Product]:
         raise CourseError(f"Catalog file not found: {path}. Create it with `python -m course_utils catalog`.") from None
     except OSError as exc:
         raise CourseError(f"Cannot read catalog file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise CourseError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CourseError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+    except RecursionError:
+        raise CourseError(f"{path} is nested too deeply to be a catalog.") from None
+    except ValueError as exc:  # e.g. a number of more than 4,300 digits
+        raise CourseError(f"{path} is not valid JSON ({exc}).") from None
     if isinstance(data, dict) and "products" in data:
         data = data["products"]
     if not isinstance(data, list):

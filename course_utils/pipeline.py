@@ -265,14 +265,14 @@ def embed_images(
     items = list(images)
     device = str(embedder.device)
     kind = device.split(":")[0]
-    batch_size = batch_size or DEFAULT_BATCH_SIZE.get(kind, 16)
+    batch_size = DEFAULT_BATCH_SIZE.get(kind, 16) if batch_size is None else batch_size
     if batch_size <= 0:
         raise CourseError(f"batch_size must be a positive number, got {batch_size}.")
     precision = resolve_precision(precision, device)
     processor = image_processor_of(embedder)
     recipe = PixelRecipe.from_processor(processor) if preprocess == "fast" else None
     parallel = resolve_parallel(parallel, device, recipe is not None, items)
-    workers = workers or default_workers(device, parallel)
+    workers = default_workers(device, parallel) if workers is None else workers
     if workers <= 0:
         raise CourseError(f"workers must be a positive number, got {workers}.")
     store = None

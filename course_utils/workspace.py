@@ -18,8 +18,11 @@ from .index import ImageIndex
 
 
 def cache_dir() -> Path:
-    """``COURSE_CACHE_DIR``, else ``~/.cache/image-rag-course``."""
-    return Path(os.environ.get("COURSE_CACHE_DIR") or Path.home() / ".cache" / "image-rag-course").expanduser()
+    """``COURSE_CACHE_DIR``, else ``~/.cache/image-rag-course``; a file there is an error, not a cache."""
+    path = Path(os.environ.get("COURSE_CACHE_DIR") or Path.home() / ".cache" / "image-rag-course").expanduser()
+    if path.exists() and not path.is_dir():
+        raise CourseError(f"The cache folder {path} is a file: set COURSE_CACHE_DIR to a folder.")
+    return path
 
 
 def catalog_key(products: Sequence[Product]) -> str:
