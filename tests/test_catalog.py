@@ -56,6 +56,9 @@ def good(**changes):
         (good(price=-1), ["Widget A", "price"]),
         (good(price="cheap"), ["Widget A", "price"]),
         (good(price=float("nan")), ["price"]),
+        (good(price=float("inf")), ["price"]),
+        (good(price=10**400), ["Widget A", "price", "..."]),  # overflowed float()
+        (good(price=10**5000), ["Widget A", "price", "too long to show"]),  # too long even for repr()
         (good(color="red"), ["Widget A", "color"]),
         ({k: v for k, v in good().items() if k != "category"}, ["Widget A", "category"]),
         (good(size=3), ["Widget A", "size"]),
