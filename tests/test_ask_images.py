@@ -11,14 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from course_utils.cascade import Cascade
-from course_utils.catalog import Product, render_catalog
+from course_utils import Cascade, CourseError, ImageIndex, ImageRAG, LLMResponse, Product, render_catalog
 from course_utils.cli import main
-from course_utils.errors import CourseError
-from course_utils.index import ImageIndex
-from course_utils.llm import LLMResponse
 from course_utils.llm_images import encode_image
-from course_utils.rag import ImageRAG
 
 
 class RecordingLLM:
