@@ -101,8 +101,14 @@ def clip_model(model: str | os.PathLike | None = None) -> str:
 
 
 def cache_dir() -> Path:
-    """``COURSE_CACHE_DIR``, else ``~/.cache/image-rag-course``. Introduced in 03_image_retrieval."""
-    return Path(env("COURSE_CACHE_DIR") or Path.home() / ".cache" / "image-rag-course").expanduser()
+    """``COURSE_CACHE_DIR``, else ``~/.cache/image-rag-course``; a file there is an error, not a cache.
+
+    Introduced in 03_image_retrieval.
+    """
+    path = Path(env("COURSE_CACHE_DIR") or Path.home() / ".cache" / "image-rag-course").expanduser()
+    if path.exists() and not path.is_dir():
+        raise CourseError(f"The cache folder {path} is a file: set COURSE_CACHE_DIR to a folder.")
+    return path
 
 
 def store(spec: str | None = None) -> str:

@@ -153,6 +153,10 @@ def load_queries(path: str | os.PathLike) -> list[dict[str, Any]]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CourseError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object.") from None
+        except RecursionError:
+            raise CourseError(f"{where}: nested too deeply; each line must be one flat JSON object.") from None
+        except ValueError as exc:  # e.g. a number of more than 4,300 digits
+            raise CourseError(f"{where}: not valid JSON ({exc}).") from None
         if not isinstance(item, dict):
             raise CourseError(f'{where}: expected a JSON object like {{"query": ..., "relevant": [...]}}.')
         query = item.get("query")

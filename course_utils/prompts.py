@@ -8,7 +8,8 @@ Introduced in 04_multimodal_generation.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
 
 from .catalog import Product
 
@@ -40,10 +41,27 @@ SYSTEM_PROMPT_NO_CONTEXT = "You are a shopping assistant for a product catalog. 
 _ENTRY = re.compile(r"^\[(\d+)\]\s+(.*)$")
 
 
+#: Characters a reader takes for the fence's angle brackets or the field separator, although
+#: Unicode does not fold them into ``<``, ``>`` or ``|``.
+_LOOKALIKES = frozenset("‹›«»〈〉《》⟨⟩⟪⟫❬❭❮❯❰❱⧼⧽˂˃ᐸᐳ⦉⦊≺≻⋖⋗│┃∣ǀ❘¦")
+
+
+def _neutral(char: str) -> str:
+    """A space for a character that reads as ``<``, ``>`` or ``|``; the character itself otherwise.
+
+    NFKD folds full-width ``＜``, small ``﹤`` and ``≮`` (``<`` with a stroke) to the ASCII form.
+    Only such characters go: the rest of the text (``é``, ``½``, ``™``) stays as the catalog has it,
+    so the names the model reads are the names the grounding check looks for.
+    """
+    if char in _LOOKALIKES or not set(unicodedata.normalize("NFKD", char)).isdisjoint("<>|"):
+        return " "
+    return char
+
+
 def _field(value: object) -> str:
     """A field as it may appear inside the context: one line, no tags, no separators."""
     text = " ".join(str(value).split())
-    return re.sub(r"[<>|]", " ", text).strip()
+    return " ".join("".join(map(_neutral, text)).split())
 
 
 def context_entry(rank: int, product: Product, similarity: float | None = None) -> str:
@@ -74,16 +92,29 @@ NO_MATCH_NOTE = (
 )
 
 
-def build_rag_prompt(question: str, context: str, n_images: int, match: bool = True) -> str:
+def build_rag_prompt(
+    question: str, context: str, n_images: int, match: bool = True, image_ranks: Sequence[int] | None = None
+) -> str:
     """The user prompt for a grounded answer: how images map to entries, the context, the question.
 
-    ``match=False`` adds a note that retrieval found nothing that really matches.
+    ``match=False`` adds a note that retrieval found nothing that really matches. ``image_ranks``
+    names the entries the images show, in order, when not every entry has one (an image file
+    that is gone, or more entries than a request may carry images).
     """
-    images = (
-        f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
-        if n_images
-        else ""
-    )
+    if image_ranks is not None:
+        shown = ", ".join(f"[{rank}]" for rank in image_ranks)
+        images = (
+            f"The {len(image_ranks)} attached image(s) show entries {shown}, in that order; "
+            "the other entries have no image.\n"
+            if image_ranks
+            else "No images are attached: answer from the catalog entries.\n"
+        )
+    elif n_images:
+        images = (
+            f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
+        )
+    else:
+        images = ""
     return (
         "Answer the question using only the catalog entries and product images below.\n"
         f"{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .grounding import GroundingReport, check_grounding
+from .images import UnusableImage, check_image_file
 from .index import VectorIndex
 from .llm import OfflineAnswerer, can_pin_provider
 from .prompts import (
@@ -88,10 +89,18 @@ class ImageRAG:
         return retrieve(question, self.index, self.embedder, k=k, plan=plan or self.plan)
 
     def answer(self, question: str, k: int = 3, plan: str | None = None) -> RAGResult:
-        """Retrieve the top-k products and ask the LLM with their images and metadata."""
+        """Retrieve the top-k products and ask the LLM with their images and metadata.
+
+        Every hit goes into the prompt as a catalog entry; its image goes along when the file is
+        still there and the LLM takes that many images (``max_images``). The note says what was left out.
+        """
         found = self.retrieve(question, k=k, plan=plan)
-        prompt = build_rag_prompt(found.query, build_metadata_context(found.hits), len(found.hits), found.match)
-        response = self.llm.generate_multimodal(prompt, [h.path for h in found.hits], system_prompt=SYSTEM_PROMPT)
+        sent, image_note = self._images_to_send(found.hits)
+        ranks = [h.rank for h in sent] if len(sent) < len(found.hits) else None
+        prompt = build_rag_prompt(
+            found.query, build_metadata_context(found.hits), len(sent), found.match, image_ranks=ranks
+        )
+        response = self.llm.generate_multimodal(prompt, [h.path for h in sent], system_prompt=SYSTEM_PROMPT)
         return RAGResult(
             question=found.query,
             answer=response.text,
@@ -103,9 +112,32 @@ class ImageRAG:
             plan=found.plan,
             match=found.match,
             grounding=check_grounding(response.text, found.hits, self.index.products),
-            note=found.note,
+            note=" ".join(filter(None, (found.note, image_note))),
             attempts=tuple(getattr(response, "attempts", ()) or ()),
         )
+
+    def _images_to_send(self, hits: Sequence[Hit]) -> tuple[list[Hit], str]:
+        """The hits whose images can go to the LLM, and a note on those that cannot.
+
+        An image file may have gone, or become something that is not a file, since indexing: it
+        is left out (checked without opening it, so a FIFO cannot block) and the answer goes on.
+        """
+        sent, missing = [], []
+        for hit in hits:
+            try:
+                check_image_file(hit.path)
+            except UnusableImage as exc:
+                missing.append(f"{hit.product.name} ({exc.reason})")
+                continue
+            sent.append(hit)
+        notes = []
+        if missing:
+            notes.append(f"No image sent for {', '.join(missing)}: the LLM saw only the catalog entry.")
+        limit = getattr(self.llm, "max_images", None)
+        if isinstance(limit, int) and len(sent) > limit:
+            notes.append(f"The LLM takes at most {limit} images per request: the first {limit} were sent.")
+            sent = sent[:limit]
+        return sent, " ".join(notes)
 
     def answer_without_rag(self, question: str, provider: str | None = None, model: str | None = None) -> RAGResult:
         """Ask the same LLM the bare question, with no catalog context and no images.

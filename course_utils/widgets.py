@@ -300,6 +300,7 @@ class _PinnedLLM:
 
     def __init__(self, llm: Any, provider: str) -> None:
         self.llm, self.provider = llm, provider
+        self.max_images = getattr(llm, "max_images", None)  # so ImageRAG sends no more than the LLM takes
 
     def generate(self, prompt: str, system_prompt: str | None = None, **kwargs: Any) -> Any:
         return self.llm.generate(prompt, system_prompt=system_prompt, **{**kwargs, "provider": self.provider})

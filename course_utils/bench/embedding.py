@@ -48,7 +48,7 @@ from ..indexing.workers import (
     resolve_parallel,
     shared_memory_free,
 )
-from .search import median_ms, search_benchmark
+from .search import check_search_memory, median_ms, search_benchmark
 
 __all__ = ["ARCHS", "DEFAULT_SIZES", "bench_embedder", "render_images", "run_bench"]
 
@@ -271,13 +271,18 @@ def run_bench(
     if repeat < 1:
         raise CourseError("--repeat must be at least 1.")
     embedder = bench_embedder(arch, device, model)
+    check_search_memory(max(sizes), embedder.dim)
     device = embedder.device
     kind = device.split(":")[0]
     precision = resolve_precision("auto", device)
-    batch_size = batch_size or DEFAULT_BATCH_SIZE.get(kind, 16)
+    batch_size = DEFAULT_BATCH_SIZE.get(kind, 16) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise CourseError(f"batch_size must be at least 1, got {batch_size}.")
     fast = PixelRecipe.from_processor(image_processor_of(embedder)) is not None
     parallel = resolve_parallel(parallel, device, fast, [])
-    workers = workers or default_workers(device, parallel)
+    workers = default_workers(device, parallel) if workers is None else workers
+    if workers < 1:
+        raise CourseError(f"workers must be at least 1, got {workers}.")
     cores = cpu_cores()
     result: dict[str, Any] = {
         "device": device,

@@ -146,7 +146,7 @@ def resolve_settings(
     processor = image_processor_of(embedder)
     recipe = PixelRecipe.from_processor(processor) if preprocess == "fast" else None
     parallel = resolve_parallel(parallel, device, recipe is not None, items)
-    workers = workers or default_workers(device, parallel)
+    workers = default_workers(device, parallel) if workers is None else workers
     if workers <= 0:
         raise CourseError(f"workers must be a positive number, got {workers}.")
     store = None

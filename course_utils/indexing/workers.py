@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CourseError
-from ..images import UnusableImage, open_image, read_error_reason, to_rgb
+from ..images import UnusableImage, open_image, read_error_reason
 from .transforms import PixelRecipe
 
 __all__ = [
@@ -157,7 +157,7 @@ class DecodeJob:
         try:
             digest = None
             if isinstance(item, Image.Image):
-                image = to_rgb(item)
+                image = open_image(item)  # held to the same size limits as a file
             else:
                 path = Path(item)
                 data, digest = read_and_hash(path)

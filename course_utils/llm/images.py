@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from ..errors import CourseError
-from ..images import MAX_PIXELS, to_rgb
+from ..images import MAX_PIXELS, read_image_file, to_rgb
 
 __all__ = ["MAX_IMAGES", "MAX_SIDE", "EncodedImage", "ImageInput", "detect_mime", "encode_image", "encode_images"]
 
@@ -75,14 +75,7 @@ def _read(image: Any, position: int) -> tuple[bytes | None, Image.Image | None, 
         return bytes(image), None, f"image {position} ({len(image)} bytes)"
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        try:
-            return path.read_bytes(), None, path.name
-        except FileNotFoundError:
-            raise CourseError(f"{path}: image file not found.") from None
-        except IsADirectoryError:
-            raise CourseError(f"{path}: is a directory, not an image.") from None
-        except OSError as exc:
-            raise CourseError(f"{path.name}: cannot read the image ({exc.strerror or exc}).") from None
+        return read_image_file(path), None, path.name  # never blocks on a FIFO, never reads /dev/zero
     raise CourseError(
         f"image {position}: a {type(image).__name__} is not an image; pass a file path, bytes or a PIL image."
     )

@@ -83,6 +83,7 @@ def chroma_client(spec: str | StoreSpec, create: bool = True) -> Any:
                 f"`python -m course_utils index IMAGES --store chroma:{store.location}`."
             )
         try:
+            path.mkdir(parents=True, exist_ok=True)  # Chroma's own error for a bad folder is an InternalError
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings())
         except (OSError, ValueError) as exc:
             raise CourseError(f"Cannot open a Chroma database in {path}: {exc}") from None
