@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sync_notebooks import BADGE_IMAGE, NOTEBOOK_NAME, colab_url, github_slug, repository_url  # noqa: E402
+from sync_notebooks import BADGE_IMAGE, NOTEBOOK_NAME, colab_url, repository_url  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 SITE = ROOT / "site"
@@ -210,7 +210,9 @@ class WidgetPreview:
             return f'<label class="course-w-control"{style}>{self._label(values)}<select disabled>{options}</select></label>'
         if name in ("IntSliderModel", "FloatSliderModel"):
             value = values.get("value")
-            slider = f'<input type="range" min="{values.get("min")}" max="{values.get("max")}" value="{value}" disabled>'
+            slider = (
+                f'<input type="range" min="{values.get("min")}" max="{values.get("max")}" value="{value}" disabled>'
+            )
             return f'<label class="course-w-control"{style}>{self._label(values)}{slider} {html.escape(str(value))}</label>'
         if name == "CheckboxModel":
             checked = " checked" if values.get("value") else ""
@@ -346,7 +348,9 @@ def stage(executed: Path, notebooks: list[Path], src: Path) -> dict[str, int]:
                 source = "".join(cell["source"])
                 cell["source"] = rewrite_markdown(source, relative, site_pages, repo_url, Path("notebooks"))
         write(relative, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-    for stale in [p for p in src.rglob("*") if p.is_file() and {"_static", "_ext", "_vendor"}.isdisjoint(p.relative_to(src).parts)]:
+    for stale in [
+        p for p in src.rglob("*") if p.is_file() and {"_static", "_ext", "_vendor"}.isdisjoint(p.relative_to(src).parts)
+    ]:
         if stale not in written:  # a page whose source went away
             stale.unlink()
     return panels
@@ -356,7 +360,9 @@ def _mathjax_dir() -> Path:
     try:
         import jupyter_server_mathjax
     except ImportError:
-        raise BuildError("MathJax is missing: pip install jupyter-server-mathjax (or pip install -e '.[site]')") from None
+        raise BuildError(
+            "MathJax is missing: pip install jupyter-server-mathjax (or pip install -e '.[site]')"
+        ) from None
     return Path(jupyter_server_mathjax.__file__).parent / "static"
 
 
