@@ -410,7 +410,8 @@ def build(out: Path, names: list[str] | None = None, execute_only: bool = False,
     html_dir = render(out / "src", out)
     report["render_s"] = round(time.perf_counter() - start, 1)
     report["html"] = str(html_dir)
-    report["pages"] = len([p for p in html_dir.rglob("*.html") if p.name not in ("genindex.html", "search.html")])
+    pages = [p for p in html_dir.rglob("*.html") if "_static" not in p.relative_to(html_dir).parts]
+    report["pages"] = len([p for p in pages if p.name not in ("genindex.html", "search.html")])
     return report
 
 
