@@ -54,8 +54,11 @@ def environment_report() -> str:
     import torch
     import transformers
 
+    from . import __version__
+
     where = "Google Colab" if "google.colab" in sys.modules else "local"
     lines = [
+        f"course_utils  {__version__}",
         f"Python        {platform.python_version()} ({where})",
         f"torch         {torch.__version__}",
         f"transformers  {transformers.__version__}",
@@ -67,7 +70,7 @@ def environment_report() -> str:
 
 
 def report_environment() -> None:
-    """Print Python, torch and transformers versions, the device, the CLIP model and the LLMs.
+    """Print the versions (course_utils, Python, torch, transformers), the device, the CLIP model and the LLMs.
 
     The setup cell of every notebook calls it. Introduced in 01_synthetic_catalog.
     """
