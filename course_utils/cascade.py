@@ -150,15 +150,15 @@ def _env(name: str) -> str | None:
 
 
 def offline_only() -> bool:
-    """True when ``COURSE_OFFLINE`` asks for the offline answerer alone (same rule as embeddings)."""
+    """True when ``COURSE_OFFLINE`` asks for the offline answerer alone (same rule as embeddings).
+
+    Introduced in 04_multimodal_generation.
+    """
     return os.environ.get("COURSE_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def load_dotenv_file() -> None:
-    """Load a ``.env`` file from the current directory or a parent; set variables always win.
-
-    Introduced in 04_multimodal_generation.
-    """
+    """Load a ``.env`` file from the current directory or a parent; set variables always win."""
     from dotenv import find_dotenv, load_dotenv
 
     path = find_dotenv(usecwd=True)
@@ -175,7 +175,7 @@ def colab_secret(name: str) -> str | None:
     """The Colab secret ``name``, or None outside Colab or when it is missing or not shared.
 
     A secret found is also put into ``os.environ`` (without overriding it), so that later calls and
-    the command line in a ``!`` cell see it. Introduced in 04_multimodal_generation.
+    the command line in a ``!`` cell see it.
     """
     if name in _COLAB_MISSING:
         return None
@@ -248,7 +248,6 @@ def parse_provider_names(names: str | Sequence[str], source: str = "providers") 
     """Providers from names like ``"gemini,openai,offline"`` (order kept, duplicates dropped).
 
     Raises :class:`CourseError` listing the valid names for an unknown one.
-    Introduced in 04_multimodal_generation.
     """
     items = names.split(",") if isinstance(names, str) else list(names)
     chosen: list[Provider] = []

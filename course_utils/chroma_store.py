@@ -51,10 +51,7 @@ _PRODUCT_FIELDS = ("name", "shape", "color", "color_name", "pattern", "price", "
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """Where an index lives: ``numpy`` (a file or the cached default), ``chroma`` (a folder) or ``http`` (a server).
-
-    Introduced in 09_scaling_with_a_vector_database.
-    """
+    """Where an index lives: ``numpy`` (a file or the cached default), ``chroma`` (a folder) or ``http`` (a server)."""
 
     kind: str
     location: str | None = None
@@ -69,7 +66,6 @@ def parse_store(spec: str | StoreSpec | None = None) -> StoreSpec:
     """Read a store spec: the argument, else ``COURSE_INDEX``, else ``numpy``.
 
     ``numpy`` (or ``numpy:FILE.npz``), ``chroma:PATH`` or ``http://HOST:PORT`` (``https://`` too).
-    Introduced in 09_scaling_with_a_vector_database.
     """
     if isinstance(spec, StoreSpec):
         return spec
@@ -113,10 +109,7 @@ def chroma_settings() -> Any:
 
 
 def chroma_client(spec: str | StoreSpec, create: bool = True) -> Any:
-    """A Chroma client for ``chroma:PATH`` (embedded, on disk) or ``http://HOST:PORT`` (a server).
-
-    Introduced in 09_scaling_with_a_vector_database.
-    """
+    """A Chroma client for ``chroma:PATH`` (embedded, on disk) or ``http://HOST:PORT`` (a server)."""
     store = parse_store(spec)
     if store.kind == "numpy":
         raise CourseError("The numpy store is a file, not a database: use chroma:PATH or http://HOST:PORT.")
@@ -175,10 +168,7 @@ def open_store(
 
 
 def content_id(path: str | os.PathLike) -> str:
-    """The record id of an image: the SHA-256 of its bytes, so the same image always gets the same id.
-
-    Introduced in 09_scaling_with_a_vector_database.
-    """
+    """The record id of an image: the SHA-256 of its bytes, so the same image always gets the same id."""
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError as exc:

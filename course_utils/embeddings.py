@@ -28,7 +28,10 @@ PROGRESS_BAR_MIN = 32  # more images than fit on a screen get a progress bar
 
 
 def is_offline() -> bool:
-    """True when ``COURSE_OFFLINE`` asks for the bundled model and the offline answerer."""
+    """True when ``COURSE_OFFLINE`` asks for the bundled model and the offline answerer.
+
+    Introduced in 06_exercises.
+    """
     return os.environ.get("COURSE_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -62,7 +65,10 @@ def features_to_array(output: Any) -> np.ndarray:
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row to length 1 (float32), so a dot product is a cosine similarity."""
+    """Scale each row to length 1 (float32), so a dot product is a cosine similarity.
+
+    Introduced in 02_clip_embeddings.
+    """
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

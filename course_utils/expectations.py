@@ -115,10 +115,7 @@ def _model_id(model: Any) -> str:
 
 
 def verified_model(model: Any) -> VerifiedModel | None:
-    """The entry for ``model`` (an embedder or a model id) in :data:`VERIFIED_MODELS`, else ``None``.
-
-    Introduced in 02_clip_embeddings.
-    """
+    """The entry for ``model`` (an embedder or a model id) in :data:`VERIFIED_MODELS`, else ``None``."""
     return VERIFIED_MODELS.get(_model_id(model))
 
 

@@ -4,8 +4,6 @@ Exact search (one matrix product over every row) is the course's default and is 
 100,000 images on a laptop. Past that, an inverted-file index (IVF) clusters the rows and scans
 only the clusters nearest the query: much less work, at the price of sometimes missing a true
 neighbour. :func:`recall_at_k` measures how often, against exact search.
-
-Introduced in 03_image_retrieval (going further: search at scale).
 """
 
 from __future__ import annotations
@@ -38,8 +36,6 @@ class FaissSearch:
     ``nlist`` (IVF clusters) defaults to about sqrt(rows); ``nprobe`` (clusters scanned per query)
     to nlist/16, which keeps recall@10 high on clustered data such as CLIP embeddings. Use
     :meth:`tune` to pick the smallest ``nprobe`` that reaches a recall target on your own queries.
-
-    Introduced in 03_image_retrieval (going further: search at scale).
     """
 
     def __init__(
@@ -133,8 +129,7 @@ def recall_at_k(
 ) -> float:
     """Share of the exact top-k that ``search`` also returns, averaged over ``queries`` (1.0 = no miss).
 
-    ``truth`` (from :func:`exact_top_k`) saves recomputing the exact answer. Introduced in
-    03_image_retrieval (going further: search at scale).
+    ``truth`` (from :func:`exact_top_k`) saves recomputing the exact answer.
     """
     queries = np.atleast_2d(queries)
     truth = exact_top_k(embeddings, queries, k) if truth is None else truth

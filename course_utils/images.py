@@ -1,7 +1,4 @@
-"""Opening images safely and turning any image into RGB.
-
-Introduced in 02_clip_embeddings.
-"""
+"""Opening images safely and turning any image into RGB."""
 
 from __future__ import annotations
 
@@ -46,7 +43,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class UnusableImage(CourseError):
     """A file that cannot be used as an image; ``reason`` says why in a few words.
 
-    Indexing collects these as ``{"path", "reason"}`` and carries on. Introduced in 03_image_retrieval.
+    Indexing collects these as ``{"path", "reason"}`` and carries on.
     """
 
     def __init__(self, path: str | os.PathLike, reason: str):

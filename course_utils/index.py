@@ -27,6 +27,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest scores, best first.
 
     ``argpartition`` finds the k best in linear time; only those k are then sorted.
+    Introduced in 03_image_retrieval.
     """
     if k <= 0:
         raise CourseError(f"k must be at least 1, got {k}.")

@@ -27,7 +27,10 @@ class Attempt:
 
 @dataclass(frozen=True)
 class LLMResponse:
-    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first."""
+    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first.
+
+    Introduced in 06_exercises.
+    """
 
     text: str
     provider: str

@@ -10,7 +10,7 @@ Every bad file is skipped with a reason instead of stopping the run, and every e
 stored on disk under the model and the file's content hash, so re-indexing an unchanged folder
 embeds nothing and adding ten photos embeds ten.
 
-Introduced in 03_image_retrieval (exercise: index your own photos).
+Introduced in 06_exercises (exercise (a): index your own photos).
 """
 
 from __future__ import annotations
@@ -74,8 +74,6 @@ class EmbeddingCache:
     Append-only: each :meth:`put` writes one small ``.npz`` shard atomically (temp file, then
     rename), so a crash or Ctrl-C keeps every batch that finished and never leaves half a file.
     Renaming or moving a photo keeps its cache entry; editing it makes a new one.
-
-    Introduced in 03_image_retrieval.
     """
 
     def __init__(self, directory: str | os.PathLike):
@@ -170,10 +168,7 @@ class EmbeddingCache:
 
 @dataclass(frozen=True)
 class EmbedResult:
-    """What :func:`embed_images` did: vectors for the ``kept`` inputs, and why the others were skipped.
-
-    Introduced in 03_image_retrieval.
-    """
+    """What :func:`embed_images` did: vectors for the ``kept`` inputs, and why the others were skipped."""
 
     vectors: np.ndarray
     kept: list[int]
@@ -251,8 +246,6 @@ def embed_images(
     preprocess : ``fast`` (:class:`PixelRecipe` when the processor is a CLIP one) or ``processor``.
     draft : let large JPEGs decode at reduced scale, never below the model's input size.
     parallel : ``threads``, ``processes`` (Linux) or ``auto`` (see :func:`resolve_parallel`).
-
-    Introduced in 03_image_retrieval.
     """
     import torch
     from tqdm.auto import tqdm
@@ -384,6 +377,7 @@ def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[dict]]:
 
     Hidden files and folders, and ``catalog.json``, are ignored. Symbolic links to folders are not
     followed, so a link loop cannot trap the scan; a link that loops back on itself is reported.
+    Introduced in 06_exercises.
     """
     folder = Path(folder)
     images: list[Path] = []
@@ -468,7 +462,7 @@ def index_folder(
     """Index every image in a folder (a photo folder, or a rendered catalog with its ``catalog.json``).
 
     Bad files are skipped and listed in ``index.skipped``; embeddings are cached on disk unless
-    ``cache=False``. Introduced in 03_image_retrieval (exercise: index your own photos).
+    ``cache=False``. Introduced in 06_exercises (exercise (a): index your own photos).
     """
     products, paths, skipped = folder_inputs(folder, catalog)
     options.setdefault("cache", True)

@@ -33,7 +33,10 @@ def _field(value: object) -> str:
 
 
 def context_entry(rank: int, product: Product, similarity: float | None = None) -> str:
-    """One ranked catalog line, e.g. ``[1] name: Widget A | color: red | ... | price: $12.99``."""
+    """One ranked catalog line, e.g. ``[1] name: Widget A | color: red | ... | price: $12.99``.
+
+    Introduced in 06_exercises.
+    """
     parts = [
         f"name: {_field(product.name)}",
         f"color: {_field(product.color_name)}",
@@ -50,7 +53,7 @@ def context_entry(rank: int, product: Product, similarity: float | None = None) 
 
 
 def build_context(entries: Iterable[str]) -> str:
-    """Fence ranked entries in the context tags."""
+    """Fence ranked entries in the context tags. Introduced in 06_exercises."""
     return "\n".join([CONTEXT_OPEN, *entries, CONTEXT_CLOSE])
 
 
@@ -64,6 +67,7 @@ def build_rag_prompt(question: str, context: str, n_images: int, match: bool = T
     """The user prompt for a grounded answer: how images map to entries, the context, the question.
 
     ``match=False`` adds a note that retrieval found nothing that really matches.
+    Introduced in 04_multimodal_generation.
     """
     images = (
         f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"

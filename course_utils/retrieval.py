@@ -105,6 +105,7 @@ def match_threshold(index: ImageIndex, embedder) -> float | None:
     Calibrated once per index and model on queries generated from the catalog's own labels
     (see :func:`course_utils.evaluation.calibrate_refusal`), because CLIP similarities have no
     absolute scale: 0.3 is a strong match for one model and a weak one for another.
+    Introduced in 03_image_retrieval.
     """
     cached = getattr(index, "_refusal_calibration", None)
     if cached is None or cached[0] != (embedder.model_id, len(index)):
@@ -116,7 +117,10 @@ def match_threshold(index: ImageIndex, embedder) -> float | None:
 
 
 def z_scores(scores: np.ndarray) -> np.ndarray:
-    """How far each similarity stands above the others, in standard deviations."""
+    """How far each similarity stands above the others, in standard deviations.
+
+    Introduced in 03_image_retrieval.
+    """
     spread = float(scores.std())
     return np.zeros_like(scores) if spread < 1e-9 else (scores - scores.mean()) / spread
 

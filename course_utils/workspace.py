@@ -28,7 +28,10 @@ def catalog_key(products: Sequence[Product]) -> str:
 
 
 def catalog_images(products: Sequence[Product] | None = None, out_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Rendered images of a catalog (the default one if None), rendered once and then reused."""
+    """Rendered images of a catalog (the default one if None), rendered once and then reused.
+
+    Introduced in 02_clip_embeddings.
+    """
     products = list(products) if products is not None else default_catalog()
     out = Path(out_dir) if out_dir else cache_dir() / f"catalog-{catalog_key(products)}"
     paths = [out / f"{p.slug}.png" for p in products]
