@@ -75,3 +75,13 @@ def test_a_claim_is_checked_in_the_notebook_its_key_names():
     for path in NOTEBOOKS:
         for claim in _claims_checked_in(path):
             assert claim.split(".")[0] == path.name[:2], f"{path.name} checks {claim}"
+
+
+def test_every_claim_points_to_a_section_of_its_notebook():
+    headings = {}
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        headings.setdefault(path.name[:2], []).extend(re.findall(r"^#+ (.+)$", text, flags=re.M))
+    for key, claim in CLAIMS.items():
+        assert any(h.startswith(claim.section) for h in headings[key[:2]]), f"{key}: no section {claim.section!r}"
