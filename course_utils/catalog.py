@@ -250,7 +250,7 @@ def load_catalog(path: str | os.PathLike) -> list[Product]:
 
 
 def save_catalog(products: Sequence[Product], path: str | os.PathLike) -> Path:
-    """Save products as a ``catalog.json`` list. Introduced in 01_synthetic_catalog."""
+    """Save products as a ``catalog.json`` list."""
     products = validate_catalog(products)
     path = Path(path)
     text = json.dumps([p.to_dict() for p in products], indent=2, ensure_ascii=False) + "\n"
@@ -267,6 +267,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    """``"#E74C3C"`` -> ``(231, 76, 60)``. Introduced in 01_synthetic_catalog."""
     color = color.lstrip("#")
     return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
 

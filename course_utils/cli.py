@@ -417,6 +417,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``python -m course_utils ...``) on ``argv``; return the exit code.
+
+    Introduced in 09_scaling_with_a_vector_database.
+    """
     args = build_parser().parse_args(argv)
     try:
         _check_counts(args)

@@ -94,7 +94,10 @@ def features_to_array(output: Any) -> np.ndarray:
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row to length 1 (float32), so a dot product is a cosine similarity."""
+    """Scale each row to length 1 (float32), so a dot product is a cosine similarity.
+
+    Introduced in 02_clip_embeddings.
+    """
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

@@ -33,7 +33,6 @@ def image_stem(name: str) -> str:
     ``Café``, ``赤い丸``, a very long one) would lose information in its slug, so it gets a hash of
     the whole name after a ``-``, which no plain slug contains: ``widget_a-1f0e3c9d2b7a``. The rule
     looks at one name only, so adding a product never renames another product's image.
-    Introduced in 01_synthetic_catalog.
     """
     if len(name) <= MAX_PLAIN_STEM and _PLAIN_NAME.fullmatch(name):
         return name.lower().replace(" ", "_")

@@ -1,7 +1,4 @@
-"""Opening images safely and turning any image into RGB.
-
-Introduced in 02_clip_embeddings.
-"""
+"""Opening images safely and turning any image into RGB."""
 
 from __future__ import annotations
 
@@ -59,7 +56,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class UnusableImage(CourseError):
     """A file that cannot be used as an image; ``reason`` says why in a few words.
 
-    Indexing collects these as ``{"path", "reason"}`` and carries on. Introduced in 03_image_retrieval.
+    Indexing collects these as ``{"path", "reason"}`` and carries on.
     """
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -84,7 +81,7 @@ def read_error_reason(path: Path, exc: OSError) -> str:
 def check_size(path: str | os.PathLike, width: int, height: int) -> None:
     """Refuse sizes that would cost far more memory than the file: too many pixels, or a thin strip.
 
-    Raises :class:`UnusableImage` saying which limit was passed. Introduced in 03_image_retrieval.
+    Raises :class:`UnusableImage` saying which limit was passed.
     """
     if width * height > MAX_PIXELS:
         raise UnusableImage(
@@ -117,7 +114,6 @@ def check_image_file(path: str | os.PathLike) -> None:
     """Raise :class:`UnusableImage` unless ``path`` is a regular file, without opening it.
 
     Answering uses this on indexed paths: a file may have gone, or become a FIFO, since indexing.
-    Introduced in 05_image_rag_pipeline.
     """
     path = Path(path)
     try:
@@ -132,7 +128,7 @@ def read_image_file(path: str | os.PathLike, max_bytes: int | None = None) -> by
 
     The file is opened non-blocking and checked on the open descriptor, so a FIFO, a device
     (``/dev/zero``) or a file over ``max_bytes`` (default :data:`MAX_FILE_BYTES`) is refused with
-    :class:`UnusableImage` before anything is read. Introduced in 04_multimodal_generation.
+    :class:`UnusableImage` before anything is read.
     """
     path = Path(path)
     limit = MAX_FILE_BYTES if max_bytes is None else max_bytes

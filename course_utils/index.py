@@ -84,7 +84,7 @@ class MetadataFilter:
     """The metadata rules of a question: allowed categories and a price range (empty: everything).
 
     A database backend runs them as a query (Chroma's ``where=``); the NumPy index checks each row.
-    Introduced in 08_evaluating_image_rag.
+    Introduced in 09_scaling_with_a_vector_database.
     """
 
     categories: frozenset[str] = frozenset()

@@ -65,7 +65,10 @@ def _field(value: object) -> str:
 
 
 def context_entry(rank: int, product: Product, similarity: float | None = None) -> str:
-    """One ranked catalog line, e.g. ``[1] name: Widget A | color: red | ... | price: $12.99``."""
+    """One ranked catalog line, e.g. ``[1] name: Widget A | color: red | ... | price: $12.99``.
+
+    Introduced in 06_exercises.
+    """
     parts = [
         f"name: {_field(product.name)}",
         f"color: {_field(product.color_name)}",
@@ -82,7 +85,7 @@ def context_entry(rank: int, product: Product, similarity: float | None = None) 
 
 
 def build_context(entries: Iterable[str]) -> str:
-    """Fence ranked entries in the context tags."""
+    """Fence ranked entries in the context tags. Introduced in 06_exercises."""
     return "\n".join([CONTEXT_OPEN, *entries, CONTEXT_CLOSE])
 
 
@@ -99,7 +102,7 @@ def build_rag_prompt(
 
     ``match=False`` adds a note that retrieval found nothing that really matches. ``image_ranks``
     names the entries the images show, in order, when not every entry has one (an image file
-    that is gone, or more entries than a request may carry images).
+    that is gone, or more entries than a request may carry images). Introduced in 04_multimodal_generation.
     """
     if image_ranks is not None:
         shown = ", ".join(f"[{rank}]" for rank in image_ranks)

@@ -106,7 +106,10 @@ def _length_note(query: str, embedder) -> str:
 
 
 def z_scores(scores: np.ndarray) -> np.ndarray:
-    """How far each similarity stands above the others, in standard deviations."""
+    """How far each similarity stands above the others, in standard deviations.
+
+    Introduced in 03_image_retrieval.
+    """
     spread = float(scores.std())
     return np.zeros_like(scores) if spread < 1e-9 else (scores - scores.mean()) / spread
 

@@ -115,6 +115,7 @@ def environment_report() -> str:
 
     where = "Google Colab" if "google.colab" in sys.modules else "local"
     lines = [
+        f"course_utils  {config.VERSION}",
         f"Python        {platform.python_version()} ({where})",
         f"torch         {torch.__version__}",
         f"transformers  {transformers.__version__}",
@@ -126,7 +127,7 @@ def environment_report() -> str:
 
 
 def report_environment() -> None:
-    """Print Python, torch and transformers versions, the device, the CLIP model and the LLMs.
+    """Print the versions (course_utils, Python, torch, transformers), the device, the CLIP model and the LLMs.
 
     The setup cell of every notebook calls it. Introduced in 01_synthetic_catalog.
     """

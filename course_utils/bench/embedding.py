@@ -5,8 +5,7 @@
 Every figure is measured in one run on the same generated images (PNG files drawn with the
 catalog renderer), so the ratios compare like with like. The ceilings say how fast indexing
 could possibly go on this machine: the model alone on ready tensors, and decoding plus
-preprocessing alone, the better of threads and one worker process per core. Introduced in
-03_image_retrieval (going further: search at scale).
+preprocessing alone, the better of threads and one worker process per core.
 """
 
 from __future__ import annotations
@@ -260,8 +259,6 @@ def run_bench(
 
     ``repeat`` > 1 measures the embedding methods and the ceilings that many times, round-robin,
     and keeps each one's best: fairer on a machine shared with other work.
-
-    Introduced in 03_image_retrieval (going further: search at scale).
     """
     import torch
     import transformers

@@ -1,7 +1,4 @@
-"""How fast is search at scale? Exact float32 and float16 scans and FAISS, on embedding-like vectors.
-
-Introduced in 03_image_retrieval (going further: search at scale).
-"""
+"""How fast is search at scale? Exact float32 and float16 scans and FAISS, on embedding-like vectors."""
 
 from __future__ import annotations
 

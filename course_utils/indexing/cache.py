@@ -1,7 +1,6 @@
 """The embedding cache: image embeddings on disk, keyed by model, preprocessing and file content.
 
 So re-indexing an unchanged folder embeds nothing and adding ten photos embeds ten.
-Introduced in 03_image_retrieval (exercise: index your own photos).
 """
 
 from __future__ import annotations
@@ -41,8 +40,6 @@ class EmbeddingCache:
     Append-only: each :meth:`put` writes one small ``.npz`` shard atomically (temp file, then
     rename), so a crash or Ctrl-C keeps every batch that finished and never leaves half a file.
     Renaming or moving a photo keeps its cache entry; editing it makes a new one.
-
-    Introduced in 03_image_retrieval.
     """
 
     def __init__(self, directory: str | os.PathLike):

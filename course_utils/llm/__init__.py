@@ -8,7 +8,7 @@ wire protocols) and :mod:`.cascade` (trying the providers in turn).
 
 from .base import LLM, Attempt, LLMResponse, ProviderFailure, can_pin_provider
 from .cascade import Cascade, get_cascade
-from .gemini import gemini_config, gemini_parts, raw_gemini_call
+from .gemini import call_gemini, gemini_config, gemini_parts, raw_gemini_call
 from .images import EncodedImage, encode_image, encode_images
 from .keys import colab_secret
 from .offline import OFFLINE_LABEL, OfflineAnswerer
@@ -27,6 +27,7 @@ __all__ = [
     "OfflineAnswerer",
     "Provider",
     "ProviderFailure",
+    "call_gemini",
     "can_pin_provider",
     "colab_secret",
     "encode_image",

@@ -28,7 +28,10 @@ class Attempt:
 
 @dataclass(frozen=True)
 class LLMResponse:
-    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first."""
+    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first.
+
+    Introduced in 06_exercises (where you build an LLM of your own that returns one).
+    """
 
     text: str
     provider: str

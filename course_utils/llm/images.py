@@ -54,10 +54,7 @@ class EncodedImage:
 
 
 def detect_mime(data: bytes) -> str | None:
-    """The MIME type of PNG, JPEG, GIF or WebP ``data`` from its magic bytes, else None.
-
-    Introduced in 04_multimodal_generation.
-    """
+    """The MIME type of PNG, JPEG, GIF or WebP ``data`` from its magic bytes, else None."""
     head = bytes(data[:16])
     for signature, mime in _SIGNATURES:
         if head.startswith(signature):
@@ -98,7 +95,6 @@ def encode_image(image: ImageInput, max_side: int = MAX_SIDE, *, position: int =
     PNG, JPEG, GIF and WebP files no larger than ``max_side`` are sent as their original bytes;
     larger ones are downscaled (JPEG stays JPEG, everything else becomes PNG), and other formats
     (BMP, TIFF, ...) are re-encoded as PNG. Raises :class:`CourseError` naming an unreadable image.
-    Introduced in 04_multimodal_generation.
     """
     data, pil, name = _read(image, position)
     mime = detect_mime(data) if data is not None else None

@@ -65,7 +65,7 @@ def chroma_settings() -> Any:
 
 def content_id(path: str | os.PathLike) -> str:
     """The record id of an image: the hash of its bytes (the embedding cache's key), so the same
-    image always gets the same id. Introduced in 09_scaling_with_a_vector_database.
+    image always gets the same id.
     """
     try:
         return read_and_hash(Path(path))[1]
