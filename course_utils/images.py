@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from .errors import CourseError
+from .files import NotRegularFile
 
 __all__ = ["MAX_PIXELS", "open_image", "read_error_reason", "to_rgb", "UnusableImage"]
 
@@ -67,6 +68,8 @@ def read_error_reason(path: Path, exc: OSError) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a directory, not an image"
+    if isinstance(exc, NotRegularFile):
+        return "not a regular file"
     return f"cannot read the file ({exc.strerror or exc})"
 
 
