@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from .errors import CourseError
+from .files import NotRegularFile, open_regular
 
 __all__ = ["MAX_PIXELS", "open_image", "read_error_reason", "to_rgb", "UnusableImage"]
 
@@ -75,6 +76,8 @@ def read_error_reason(path: Path, exc: OSError) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a directory, not an image"
+    if isinstance(exc, NotRegularFile):
+        return "not a regular file"
     return f"cannot read the file ({exc.strerror or exc})"
 
 
@@ -126,27 +129,20 @@ def check_image_file(path: str | os.PathLike) -> None:
 def read_image_file(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
     """The bytes of an image file, read without ever blocking.
 
-    The file is opened non-blocking and checked on the open descriptor, so a FIFO, a device
+    The file is opened with :func:`~course_utils.files.open_regular`, so a FIFO, a device
     (``/dev/zero``) or a file over ``max_bytes`` (default :data:`MAX_FILE_BYTES`) is refused with
     :class:`UnusableImage` before anything is read.
     """
     path = Path(path)
     limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise UnusableImage(path, read_error_reason(path, exc)) from None
-    try:
-        info = os.fstat(fd)
-        _check_regular(path, info.st_mode)
-        if info.st_size > limit:
-            raise UnusableImage(path, f"{info.st_size / 2**20:,.0f} MB is over the {limit / 2**20:,.0f} MB limit")
-        with open(fd, "rb", closefd=False) as fh:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise UnusableImage(path, f"{size / 2**20:,.0f} MB is over the {limit / 2**20:,.0f} MB limit")
             data = fh.read(limit + 1)  # a file that grows while it is read is cut off, not followed
     except OSError as exc:
         raise UnusableImage(path, read_error_reason(path, exc)) from None
-    finally:
-        os.close(fd)
     if len(data) > limit:
         raise UnusableImage(path, f"over the {limit / 2**20:,.0f} MB limit")
     return data

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deadline import run_with_a_deadline
 from PIL import Image, ImageDraw, features
 
 from course_utils.catalog import Product
@@ -155,6 +156,7 @@ CASES = {
     "symlink_loop.png": (link("self"), "symbolic link loop"),
     "dangling_link.jpg": (link("does-not-exist.jpg"), "broken symbolic link"),
     "named_pipe.png": (fifo, "not a regular file"),
+    "link_to_dev_zero.png": (link("/dev/zero"), "not a regular file"),  # endless: must never be read
     # unusual but valid: must index
     "palette_transparent.png": (palette_with_transparency, None),
     "rgba.png": (lambda p: save(picture().convert("RGBA"), p), None),
@@ -204,7 +206,7 @@ def test_corpus_size():
 @pytest.mark.parametrize("name", BAD)
 def test_bad_file_is_skipped_with_its_reason(tiny_embedder, tmp_path, name):
     path = build(tmp_path, name)
-    result = embed_files(tiny_embedder, [path])
+    result = run_with_a_deadline(lambda: embed_files(tiny_embedder, [path]), fifos=[path])
     if "not an image file type" in CASES[name][1]:
         # the folder scan filters non-image types; handed over directly they fail as images
         assert result.kept == [] and len(result.skipped) == 1
@@ -224,8 +226,12 @@ def test_unusual_file_is_indexed(tiny_embedder, tmp_path, name):
 
 def test_worker_processes_skip_and_keep_exactly_what_threads_do(tiny_embedder, tmp_path):
     paths = [build(tmp_path, name) for name in CASES]
-    threads = embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads")
-    processes = embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes")
+    threads = run_with_a_deadline(
+        lambda: embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads"), fifos=paths
+    )
+    processes = run_with_a_deadline(
+        lambda: embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes"), fifos=paths
+    )
     assert processes.settings["parallel"] == "processes"
     assert processes.skipped == threads.skipped and len(processes.skipped) >= len(BAD)
     assert processes.kept == threads.kept and len(processes.kept) >= len(GOOD)
@@ -237,9 +243,9 @@ def test_whole_corpus_in_one_folder_via_the_cli(tiny_clip_dir, tmp_path, monkeyp
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name in CASES:
-        build(folder, name)
-    assert main(["index", str(folder), "--out", str(tmp_path / "i.npz"), "--json"]) == 0
+    fifos = [build(folder, name) for name in CASES]
+    argv = ["index", str(folder), "--out", str(tmp_path / "i.npz"), "--json"]
+    assert run_with_a_deadline(lambda: main(argv), fifos=fifos) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["indexed"] == len(GOOD)
     reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
