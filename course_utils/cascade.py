@@ -499,14 +499,14 @@ def _call_gemini(
     from google.genai import types
 
     key_env, api_key = key
+    # Built outside _gemini_errors: a field the installed SDK lacks (Colab's google-genai is a major
+    # behind) raises a pydantic error that is our bug, not the provider's "malformed answer".
+    contents = [types.Content(role="user", parts=gemini_parts(prompt, images))]
+    config = gemini_config(model, system_prompt, max_tokens)
     client = _gemini_client(api_key, _base_url(provider), timeout)
     try:
         with _gemini_errors(model, key_env, timeout):
-            response = client.models.generate_content(
-                model=model,
-                contents=[types.Content(role="user", parts=gemini_parts(prompt, images))],
-                config=gemini_config(model, system_prompt, max_tokens),
-            )
+            response = client.models.generate_content(model=model, contents=contents, config=config)
     finally:
         if hasattr(client, "close"):  # older google-genai clients have no close()
             client.close()
@@ -759,12 +759,11 @@ def raw_gemini_call(
     client = _gemini_client(key[1], _base_url(gemini), _timeout(None))
     # [Part.from_text(text=prompt), Part.from_bytes(data=<png bytes>, mime_type="image/png"), ...]
     parts = gemini_parts(prompt, encode_images(images))
+    config = gemini_config(model, system_prompt)  # system instruction, max tokens, thinking off
     try:
         with _gemini_errors(model, key[0], _timeout(None)):  # extra code – SDK errors become one reason
             response = client.models.generate_content(
-                model=model,
-                contents=[types.Content(role="user", parts=parts)],
-                config=gemini_config(model, system_prompt),  # system instruction, max tokens, thinking off
+                model=model, contents=[types.Content(role="user", parts=parts)], config=config
             )
         return _gemini_text(response)
     except _Failed as failure:
