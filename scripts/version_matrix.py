@@ -37,7 +37,8 @@ class ColabVersions:
     freeze_date: str
     source: str
     pins: dict[str, str]  # package -> Colab's version, installed exactly
-    colab_only: dict[str, str]  # package -> Colab's version, recorded but not installed here (and why)
+    colab_only: dict[str, str]  # package -> Colab's version, recorded but not installed here
+    unpinned: tuple[str, ...]  # the course's other dependencies: pip picks their versions
 
 
 def read_colab_versions(path: Path = COLAB_VERSIONS) -> ColabVersions:
@@ -45,6 +46,7 @@ def read_colab_versions(path: Path = COLAB_VERSIONS) -> ColabVersions:
     freeze_date = source = ""
     pins: dict[str, str] = {}
     colab_only: dict[str, str] = {}
+    unpinned: tuple[str, ...] = ()
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
         line = raw.strip()
         if line.startswith("# freeze-date:"):
@@ -54,6 +56,8 @@ def read_colab_versions(path: Path = COLAB_VERSIONS) -> ColabVersions:
         elif line.startswith("# colab-only:"):
             name, version = line.split(":", 1)[1].split("--")[0].split()
             colab_only[name] = version
+        elif line.startswith("# unpinned:"):
+            unpinned = tuple(line.split(":", 1)[1].split())
         elif line and not line.startswith("#"):
             match = _PIN.match(line)
             if not match:
@@ -61,7 +65,7 @@ def read_colab_versions(path: Path = COLAB_VERSIONS) -> ColabVersions:
             pins[match.group(1)] = match.group(2)
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", freeze_date) or not source or not pins:
         raise ValueError(f"{path.name}: needs '# freeze-date: YYYY-MM-DD', '# source: ...' and pins")
-    return ColabVersions(freeze_date, source, pins, colab_only)
+    return ColabVersions(freeze_date, source, pins, colab_only, unpinned)
 
 
 COLAB = read_colab_versions()
@@ -72,6 +76,7 @@ ENVIRONMENTS = {
     # tests draw the panels in.
     "colab": {
         "pins": [f"{name}=={version}" for name, version in COLAB.pins.items()],
+        "show": list(COLAB.unpinned),  # the course's other dependencies, at pip's choice
         "pytest": [
             "tests/test_widgets.py",
             "tests/test_colab_setup.py",
@@ -96,7 +101,7 @@ ENVIRONMENTS = {
     },
 }
 
-# Printed for every environment, whether pinned or not.
+# Printed for every environment next to its pins: what it runs on, pinned or not.
 ALWAYS_SHOWN = ("torch", "transformers", "ipywidgets")
 
 _INSTALLED = """
@@ -124,20 +129,20 @@ def installed_versions(python: str, names: list[str]) -> dict[str, str | None]:
 
 
 def check_versions(name: str, pins: list[str], found: dict[str, str | None]) -> list[str]:
-    """Print what is installed next to what was pinned; return the pins that were not honoured."""
-    wrong = []
+    """Print every version in ``found``, each pin marked; return the pins that were not honoured."""
+    pinned = dict(pin.split("==") for pin in pins)
+    wrong = [
+        f"{pkg}: pinned {want}, installed {found.get(pkg)}" for pkg, want in pinned.items() if found.get(pkg) != want
+    ]
     print(f"[{name}] installed versions:")
-    for pin in pins:
-        package, wanted = pin.split("==")
-        have = found.get(package)
-        ok = have == wanted
-        wrong += [] if ok else [f"{package}: pinned {wanted}, installed {have}"]
-        print(f"  {package:<20} {have or 'missing':<12} {'== pin' if ok else 'NOT THE PIN ' + wanted}")
-    for package in ("python", *ALWAYS_SHOWN):
-        if not any(pin.split("==")[0] == package for pin in pins):
-            colab = COLAB.colab_only.get(package) if name == "colab" else None
-            note = f"(Colab has {colab}: see tests/colab_versions.txt)" if colab else "(not pinned)"
-            print(f"  {package:<20} {found.get(package) or 'missing':<12} {note}")
+    for package, have in found.items():
+        if package in pinned:
+            note = "== the pin" if have == pinned[package] else f"NOT THE PIN {pinned[package]}"
+        elif name == "colab" and package in COLAB.colab_only:
+            note = f"(Colab has {COLAB.colab_only[package]}: see tests/colab_versions.txt)"
+        else:
+            note = "(not pinned)"
+        print(f"  {package:<20} {have or 'missing':<14} {note}")
     return wrong
 
 
@@ -154,8 +159,9 @@ def run_environment(name: str) -> tuple[float, float]:
     run([python, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]", *spec["pins"]])
     if name == "colab":
         print(f"[colab] Colab's package list of {COLAB.freeze_date} ({COLAB.source})", flush=True)
-    packages = [pin.split("==")[0] for pin in spec["pins"]]
-    wrong = check_versions(name, spec["pins"], installed_versions(python, [*packages, *ALWAYS_SHOWN]))
+    shown = [pin.split("==")[0] for pin in spec["pins"]]
+    shown += [package for package in (*ALWAYS_SHOWN, *spec.get("show", [])) if package not in shown]
+    wrong = check_versions(name, spec["pins"], installed_versions(python, shown))
     if wrong:
         raise RuntimeError(f"[{name}] pip did not install the pinned versions: {'; '.join(wrong)}")
     built = time.perf_counter()
