@@ -149,9 +149,9 @@ def check_versions(name: str, pins: list[str], found: dict[str, str | None]) -> 
 def run_environment(name: str) -> tuple[float, float]:
     """Build the environment and run its tests; return (build seconds, test seconds)."""
     spec = ENVIRONMENTS[name]
-    started = time.perf_counter()
     venv = ROOT / ".matrix" / name
-    shutil.rmtree(venv, ignore_errors=True)
+    shutil.rmtree(venv, ignore_errors=True)  # a previous local run's; CI starts from a fresh clone
+    started = time.perf_counter()
     run([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
     run([python, "-m", "pip", "install", "-q", "--upgrade", "pip"])

@@ -6,6 +6,7 @@ browser fails here. The tests take ``notebook_page`` and run once in each front 
 (:func:`front_ends`): JupyterLab 4 in the default environment (ipywidgets 8); JupyterLab 4 with
 jupyterlab_widgets 1.1 and classic Notebook 6.5 with widgetsnbextension 3.6 in the "colab"
 environment of scripts/version_matrix.py (Colab's ipywidgets 7.7.1).
+
 Everything started here is always stopped again, also when a test fails: the server's kernels via
 the REST API, then the server, then (last resort) every process it left behind.
 
@@ -273,7 +274,7 @@ class NotebookServer:
 
 
 class JupyterLab(NotebookServer):
-    """JupyterLab 4: the default environment's front end (ipywidgets 8)."""
+    """JupyterLab 4; jupyterlab_widgets draws the widgets (3.x: ipywidgets 8, 1.1: ipywidgets 7)."""
 
     app = "JupyterLab"
 
@@ -603,7 +604,7 @@ _LAB_SESSION = """async (path) => {
 
 
 class LabPage(NotebookPage):
-    """JupyterLab 4."""
+    """JupyterLab 4: the Run menu, and the kernel as window.jupyterapp sees it."""
 
     OUTPUTS = ".jp-OutputArea-output"
     ERROR_OUTPUTS = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
