@@ -44,6 +44,7 @@ __all__ = [
     "call_local",
     "cuda_available",
     "free_local_vlm",
+    "is_downloaded",
     "load_local_vlm",
     "loaded_local_vlms",
     "run_local_vlm",
@@ -71,17 +72,26 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if cuda_available() else "cpu")
 
 
+def is_downloaded(model_id: str) -> bool:
+    """Whether ``model_id`` is a local folder or a hub model already in the Hugging Face cache.
+
+    Introduced in 04_multimodal_generation.
+    """
+    if Path(model_id).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except Exception:  # an odd name: from_pretrained says what is wrong with it
+        return False
+
+
 def _announce(model_id: str) -> None:
     """One line before loading a hub model, so a first download is not silence."""
     if Path(model_id).expanduser().is_dir():
         return
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-    except Exception:  # an odd name: from_pretrained below says what is wrong with it
-        cached = False
-    where = "from the local cache" if cached else "from the Hugging Face hub (once; cached afterwards)"
+    where = "from the local cache" if is_downloaded(model_id) else "from the Hugging Face hub (once; cached afterwards)"
     print(f"[LLM] Loading {model_id} {where}...", file=sys.stderr, flush=True)
 
 
