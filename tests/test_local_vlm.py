@@ -40,9 +40,10 @@ def tiny_vlm_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def clean(monkeypatch, tiny_vlm_dir):
-    for name in ("COURSE_OFFLINE", "COURSE_LLM_PROVIDERS", "LOCAL_VLM_MAX_NEW_TOKENS", "COURSE_LLM_TIMEOUT"):
+    for name in ("COURSE_OFFLINE", "COURSE_LLM_PROVIDERS", "COURSE_LLM_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOCAL_VLM_MODEL", str(tiny_vlm_dir))
+    monkeypatch.setenv("LOCAL_VLM_MAX_NEW_TOKENS", "4")  # gibberish either way: keep it short
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     free_local_vlm()
     yield
@@ -182,41 +183,51 @@ def test_a_bad_token_limit_is_one_clear_line(monkeypatch):
 # -- the command line, in a subprocess ----------------------------------------------------------------
 
 
-def ask(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "course_utils", "ask", "What red products do you have?", "--json"],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+QUESTION = "What red products do you have?"
 
 
-@pytest.fixture
-def cli_env(tiny_clip_dir, tiny_vlm_dir, tmp_path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def cli_runs(tiny_clip_dir, tiny_vlm_dir, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, str]]:
+    """``ask --json`` in two subprocesses, run side by side: the tiny model, and one that cannot load."""
     from course_utils.embeddings import BUNDLED_MODEL_DIR
 
     clip = BUNDLED_MODEL_DIR if BUNDLED_MODEL_DIR.is_dir() else tiny_clip_dir
-    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_OFFLINE", "COURSE_LLM_PROVIDERS")}
-    return env | {
+    tmp = tmp_path_factory.mktemp("cli")
+    base = {k: v for k, v in os.environ.items() if k not in ("COURSE_OFFLINE", "COURSE_LLM_PROVIDERS")}
+    base |= {
         "COURSE_CLIP_MODEL": str(clip),
-        "COURSE_CACHE_DIR": str(tmp_path / "cache"),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        "LOCAL_VLM_MODEL": str(tiny_vlm_dir),
         "LOCAL_VLM_MAX_NEW_TOKENS": "8",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
+    cases = {
+        "local": ("local", str(tiny_vlm_dir)),
+        "unloadable": ("local,offline", str(tmp / "no-model-here")),
+    }
+    started = {}
+    for name, (providers, model) in cases.items():
+        env = base | {"COURSE_LLM_PROVIDERS": providers, "LOCAL_VLM_MODEL": model}
+        env["COURSE_CACHE_DIR"] = str(tmp / name / "cache")
+        command = [sys.executable, "-m", "course_utils", "ask", QUESTION, "--json"]
+        started[name] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=300)
+        runs[name] = (subprocess.CompletedProcess(process.args, process.returncode, out, err), cases[name][1])
+    return runs
 
 
-def test_cli_ask_answered_by_the_local_model_with_three_images(cli_env):
-    done = ask(cli_env | {"COURSE_LLM_PROVIDERS": "local"})
+def test_cli_ask_answered_by_the_local_model_with_three_images(cli_runs):
+    done, model = cli_runs["local"]
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert (data["provider"], data["llm_model"], data["images_sent"]) == ("local", cli_env["LOCAL_VLM_MODEL"], 3)
+    assert (data["provider"], data["llm_model"], data["images_sent"]) == ("local", model, 3)
     assert data["attempts"] == [{"provider": "local", "outcome": "answered", "reason": ""}]
 
 
-def test_cli_ask_with_a_model_that_cannot_load_gives_the_offline_answer(cli_env, tmp_path):
-    missing = str(tmp_path / "no-model-here")
-    done = ask(cli_env | {"COURSE_LLM_PROVIDERS": "local,offline", "LOCAL_VLM_MODEL": missing})
+def test_cli_ask_with_a_model_that_cannot_load_gives_the_offline_answer(cli_runs):
+    done, missing = cli_runs["unloadable"]
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["provider"] == "offline"
