@@ -148,6 +148,8 @@ def test_a_model_that_cannot_load_falls_through_with_one_line_naming_it(monkeypa
     failed = response.attempts[0]
     assert (failed.provider, failed.outcome) == ("local", "failed")
     assert f"could not load {model!r}" in failed.reason and "\n" not in failed.reason
+    if name == "missing-folder":
+        assert failed.reason.endswith("(no such folder)")
     assert "Traceback" not in failed.reason
     err = capsys.readouterr().err
     if "/" in name and not Path(model).is_dir():  # a hub id: a line before the (attempted) download

@@ -106,6 +106,8 @@ def load_local_vlm(model_id: str, device: str | None = None) -> tuple[Any, Any]:
     key = (model_id, device)
     if key in _LOADED:
         return _LOADED[key]
+    if model_id.startswith(("/", ".", "~")) and not Path(model_id).expanduser().is_dir():
+        raise ProviderFailure(f"could not load {model_id!r} (no such folder)")
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -313,7 +315,7 @@ class LocalVLM:
         ``last`` keeps the token counts and time of this answer.
         """
         limit = min(max_tokens or self.max_new_tokens, self.max_new_tokens)
-        pil = _pil(encode_images(images, max_side=max(self.max_side, 1)))
+        pil = _pil(encode_images(images, max_side=self.max_side))
         self.last = run_local_vlm(
             self.model, prompt, pil, system_prompt, limit, self.timeout, self.max_side, self.device
         )
