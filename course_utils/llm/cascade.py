@@ -142,7 +142,8 @@ class Cascade:
         elif all(info.state == "skipped" or info.name == "offline" for info in infos):
             lines.append(
                 "  No LLM is configured: set one of the keys above (in the environment, a .env "
-                "file or Colab secrets) to get real answers."
+                "file or Colab secrets) to get real answers, or run a model here with no key: "
+                "COURSE_LLM_PROVIDERS=local,offline (fast on a GPU, slow on a CPU)."
             )
         return "\n".join(lines)
 
