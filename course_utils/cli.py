@@ -321,6 +321,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     index, embedder = _load_index(args)
     rag = ImageRAG(index, embedder, get_cascade(verbose=False), plan=args.plan)
     result = rag.answer_without_rag(args.question) if args.no_rag else rag.answer(args.question, k=args.k)
+    for attempt in result.attempts:
+        if getattr(attempt, "outcome", None) == "failed":  # one line each, on stderr: --json keeps stdout one object
+            print(f"{attempt.provider} did not answer: {_shown(attempt.reason)}", file=sys.stderr)
     if args.json:
         print(_json({"query": result.question, "model": index.model_id, **result.to_dict()}))
         return 0

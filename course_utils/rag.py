@@ -6,7 +6,7 @@ Introduced in 05_image_rag_pipeline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
 from .grounding import GroundingReport, check_grounding
@@ -50,6 +50,7 @@ class RAGResult:
     grounding: GroundingReport | None = None
     note: str = ""
     attempts: tuple = field(default=(), repr=False)
+    images_sent: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +64,8 @@ class RAGResult:
             "note": self.note,
             "results": [h.to_dict() for h in self.hits],
             "grounding": self.grounding.to_dict() if self.grounding else None,
+            "images_sent": self.images_sent,
+            "attempts": [asdict(a) for a in self.attempts if is_dataclass(a)],
         }
 
 
@@ -114,6 +117,7 @@ class ImageRAG:
             grounding=check_grounding(response.text, found.hits, self.index.products),
             note=" ".join(filter(None, (found.note, image_note))),
             attempts=tuple(getattr(response, "attempts", ()) or ()),
+            images_sent=len(sent),
         )
 
     def _images_to_send(self, hits: Sequence[Hit]) -> tuple[list[Hit], str]:
