@@ -281,7 +281,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"Note: {result.note}")
         print(_hits_table(result.hits))
         print()
-    print(f"Answer ({result.provider}, {result.model}{'' if result.used_rag else ', no RAG'}):")
+    print(
+        f"Answer ({result.provider}, {result.model}{'' if result.used_rag else ', no RAG'}{', cached' if result.cached else ''}):"
+    )
     print(result.answer)
     return 0
 

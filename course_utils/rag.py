@@ -49,6 +49,7 @@ class RAGResult:
     grounding: GroundingReport | None = None
     note: str = ""
     attempts: tuple = field(default=(), repr=False)
+    cached: bool = False  # the answer was stored by an earlier, identical call (no request made)
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +57,7 @@ class RAGResult:
             "answer": self.answer,
             "provider": self.provider,
             "llm_model": self.model,
+            "cached": self.cached,
             "used_rag": self.used_rag,
             "plan": self.plan,
             "match": self.match,
@@ -105,6 +107,7 @@ class ImageRAG:
             grounding=check_grounding(response.text, found.hits, self.index.products),
             note=found.note,
             attempts=tuple(getattr(response, "attempts", ()) or ()),
+            cached=getattr(response, "cached", False) is True,
         )
 
     def answer_without_rag(self, question: str, provider: str | None = None, model: str | None = None) -> RAGResult:
@@ -138,6 +141,7 @@ class ImageRAG:
             grounding=check_grounding(response.text, (), self.index.products),
             note=note,
             attempts=tuple(getattr(response, "attempts", ()) or ()),
+            cached=getattr(response, "cached", False) is True,
         )
 
     def compare(self, question: str, k: int = 3) -> tuple[RAGResult, RAGResult]:

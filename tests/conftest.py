@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from llm_servers import clean_llm_env, llm_server  # noqa: F401 - fixtures for the tests that talk to fake LLM servers
 
 from course_utils.catalog import default_catalog, render_catalog
 

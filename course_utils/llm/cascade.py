@@ -8,9 +8,14 @@ SDK against their OpenAI-compatible endpoints), a local Ollama server, and final
 fails (rate limit, server error, timeout, rejected key, empty answer, ...) is recorded and the next
 one is tried. Every answer says who gave it (:class:`~course_utils.llm.base.LLMResponse`).
 
+Three things keep a class on free tiers going (each in its own module): answers already paid for
+come from the response cache (:mod:`.cache`), a call with nowhere else to go waits out a 429 or 503
+(:mod:`.backoff`), and ``<PREFIX>_RPM`` spaces a provider's requests (:mod:`.pacing`).
+
 Configuration is read at call time (see :mod:`course_utils.config`): keys from the environment, a
 ``.env`` file or Colab secrets; per-provider endpoints and models; ``COURSE_LLM_PROVIDERS``,
-``COURSE_LLM_TIMEOUT`` and ``COURSE_OFFLINE``. Introduced in 04_multimodal_generation.
+``COURSE_LLM_TIMEOUT``, ``COURSE_LLM_MAX_WAIT``, ``COURSE_LLM_CACHE`` and ``COURSE_OFFLINE``.
+Introduced in 04_multimodal_generation.
 """
 
 from __future__ import annotations
@@ -20,17 +25,21 @@ from collections.abc import Sequence
 
 from .. import config
 from ..errors import CourseError
+from .backoff import patiently
 from .base import Attempt, LLMResponse, ProviderFailure
+from .cache import ResponseCache, cache_key
 from .gemini import call_gemini
 from .images import MAX_IMAGES, MAX_SIDE, EncodedImage, ImageInput, encode_images
-from .keys import find_key, forget_missing_secrets, scrub
+from .keys import find_key, forget_missing_secrets, key_problem, scrub
 from .offline import OfflineAnswerer
 from .openai_compat import call_openai
+from .pacing import Clock, Pacer
 from .providers import (
     PROVIDERS,
     Provider,
     ProviderInfo,
     by_name,
+    endpoint_problem,
     model_for,
     parse_provider_names,
     probe_local_ollama,
@@ -57,12 +66,15 @@ class Cascade:
         verbose: bool = False,
         max_side: int = MAX_SIDE,
         max_images: int = MAX_IMAGES,
+        clock: Clock | None = None,
     ) -> None:
         self._names = [p.name for p in parse_provider_names(providers)] if providers is not None else None
         self._timeout = None if timeout is None else config.llm_timeout(timeout)
         self.verbose = verbose
         self.max_side = max_side
         self.max_images = max_images
+        self.clock = clock or Clock()  # what waits (pacing, backoff); tests pass one that only pretends
+        self._pacer = Pacer(self.clock)
 
     def __repr__(self) -> str:
         # the arguments only: the environment is read (and may be fixed) at call time
@@ -79,17 +91,27 @@ class Cascade:
             return parse_provider_names(configured, "COURSE_LLM_PROVIDERS")
         return list(PROVIDERS)
 
-    def _unavailable(self, provider: Provider, model: str | None, n_images: int, vision: bool) -> str | None:
-        """Why ``provider`` is skipped for this call, or None when it can be asked."""
+    def _unavailable(
+        self, provider: Provider, model: str | None, n_images: int, vision: bool, probe: bool = True
+    ) -> str | None:
+        """Why ``provider`` is skipped for this call, or None when it can be asked.
+
+        ``probe=False`` leaves out the one check that costs a request (is a local Ollama there?).
+        """
         if provider.protocol == "offline":
             return None
-        if provider.key_envs and find_key(provider) is None:
+        key = find_key(provider)
+        if provider.key_envs and key is None:
             return f"{provider.key_envs[0]} not set"
+        if key is not None and key_problem(*key):
+            return key_problem(*key)
         if model is None:
             return f"no vision model (set {provider.env_prefix}_VISION_MODEL)"
         if vision and provider.max_images is not None and n_images > provider.max_images:
             return f"takes at most {provider.max_images} images per request ({n_images} given)"
-        if provider.local:
+        if endpoint_problem(provider):
+            return endpoint_problem(provider)
+        if provider.local and probe:
             return probe_local_ollama(model)
         return None
 
@@ -180,29 +202,44 @@ class Cascade:
             raise CourseError(f"max_tokens must be a positive whole number, not {max_tokens!r}.")
         config.load_dotenv_file()
         timeout = config.llm_timeout(self._timeout)
-        order = self.order()
-        if pinned is not None:
-            chosen = parse_provider_names([pinned], "provider")[0]
-            if config.offline() and chosen.protocol != "offline":
-                raise CourseError(
-                    f"provider={pinned!r} was asked for, but COURSE_OFFLINE=1 allows only the offline answerer."
-                )
-            order = [chosen]
+        order = self._order_for(pinned)
+        models = {c.name: model if model and c.protocol != "offline" else model_for(c, vision) for c in order}
+        n = len(images)
+        # the providers that may answer, by the checks that cost no request
+        askable = [c for c in order if not self._unavailable(c, models[c.name], n, vision, probe=False)]
+        cache = ResponseCache.from_settings()
+
+        def stored_as(candidate: Provider) -> str:
+            return cache_key(candidate.name, str(models[candidate.name]), system_prompt, prompt, images, max_tokens)
+
+        if cache is not None:  # an answer already paid for, whichever provider gave it, costs no quota
+            for candidate in askable:
+                text = cache.get(stored_as(candidate)) if candidate.protocol != "offline" else None
+                if text is not None:
+                    attempt = Attempt(candidate.display_name, "cached", "the stored answer to the same request")
+                    model_name = str(models[candidate.name])
+                    return LLMResponse(text, candidate.display_name, model_name, (attempt,), cached=True)
+
         attempts: list[Attempt] = []
         for candidate in order:
-            use_model = model if model and candidate.protocol != "offline" else model_for(candidate, vision)
-            why = self._unavailable(candidate, use_model, len(images), vision)
+            use_model = models[candidate.name]
+            why = self._unavailable(candidate, use_model, n, vision)
             if why:
                 attempts.append(Attempt(candidate.display_name, "skipped", scrub(why)))
                 continue
             assert use_model is not None
+            # pinned, or the last provider left: waiting out a rate limit beats failing
+            last_resort = pinned is not None or candidate is askable[-1]
             try:
-                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout)
+                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout, last_resort)
             except ProviderFailure as failure:
                 self._report(candidate, failure, attempts)
                 continue
+            text = scrub(text)  # a server that echoes the key must not print it
             if len(text) > MAX_ANSWER_CHARS:
                 text = text[:MAX_ANSWER_CHARS] + " […answer truncated]"
+            if cache is not None and candidate.protocol != "offline":
+                cache.put(stored_as(candidate), text)
             attempts.append(Attempt(candidate.display_name, "answered"))
             return LLMResponse(text, candidate.display_name, use_model, tuple(attempts))
         lines = "\n".join(f"  - {a.provider}: {a.outcome} ({a.reason})" for a in attempts)
@@ -210,6 +247,17 @@ class Cascade:
             f"No LLM provider answered:\n{lines}\nSet a key (see get_cascade().summary()) or add "
             "'offline' to COURSE_LLM_PROVIDERS for the rule-based answerer."
         )
+
+    def _order_for(self, pinned: str | None) -> list[Provider]:
+        """The providers to try: :meth:`order`, or the one ``pinned`` (by name or display name)."""
+        if pinned is None:
+            return self.order()
+        chosen = parse_provider_names([pinned], "provider")[0]
+        if config.offline() and chosen.protocol != "offline":
+            raise CourseError(
+                f"provider={pinned!r} was asked for, but COURSE_OFFLINE=1 allows only the offline answerer."
+            )
+        return [chosen]
 
     def _ask(
         self,
@@ -220,14 +268,20 @@ class Cascade:
         system_prompt: str | None,
         max_tokens: int,
         timeout: float,
+        last_resort: bool,
     ) -> str:
         if provider.protocol == "offline":
             return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text
         key = find_key(provider)
-        if provider.protocol == "gemini":
-            assert key is not None
-            return call_gemini(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)
-        return call_openai(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)
+        call = call_gemini if provider.protocol == "gemini" else call_openai
+
+        def ask() -> str:
+            self._pacer.wait_turn(provider)
+            return call(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)  # type: ignore[arg-type]
+
+        if not last_resort:
+            return ask()
+        return patiently(ask, provider.display_name, config.llm_max_wait(), self.clock.sleep)
 
     def _report(self, provider: Provider, failure: ProviderFailure, attempts: list[Attempt]) -> None:
         reason = scrub(failure.reason)
