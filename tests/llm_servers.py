@@ -144,18 +144,23 @@ def play_model(prompt: str) -> str:
         order = _ranking(entries, question_of(prompt))
         return "Looking at the images and the entries, my ranking is:\n" + ", ".join(map(str, order))
     first = entries[0]
+    looks = f"{first['color_name']} {first['shape']}"
+    a_looks = ("an " if looks[0] in "aeiou" else "a ") + looks
     if "none of these products stands out" in prompt:
         return (
             f"I'm sorry, none of the products shown is what you asked for. The closest is {first['name']}, "
-            f"a {first['color_name']} {first['shape']} at ${first['price']:.2f}, but it is not a match."
+            f"{a_looks} at ${first['price']:.2f}, but it is not a match."
         )
     answer = (
-        f"From the catalog, {first['name']} fits best: it is a {first['color_name']} {first['shape']} with a "
-        f"{first['pattern']} pattern, priced at ${first['price']:.2f}."
+        f"From the catalog, {first['name']} fits best: it is {a_looks} with a {first['pattern']} pattern, "
+        f"priced at ${first['price']:.2f}."
     )
     if len(entries) > 1:
         second = entries[1]
-        answer += f" You could also look at {second['name']}, the {second['color_name']} {second['shape']} (${second['price']:.2f})."
+        answer += (
+            f" You could also look at {second['name']}, the {second['color_name']} {second['shape']} "
+            f"(${second['price']:.2f})."
+        )
     return answer
 
 
