@@ -8,6 +8,8 @@ slept, so these tests assert how long the cascade waits without ever waiting.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from llm_servers import FakeClock, use
@@ -247,3 +249,21 @@ def test_no_key_reaches_the_cache(monkeypatch, llm_server, tmp_path):
     assert llm.generate(PROMPT).text == "signed ***" == llm.generate(PROMPT).text
     stored = b"".join(path.read_bytes() for path in (tmp_path / "cache").rglob("*.json"))
     assert b"signed ***" in stored and SECRET.encode() not in stored
+
+
+# -- the kept figures -----------------------------------------------------------------------------
+
+
+def test_the_kept_class_mode_figures_are_what_the_script_measures():
+    """docs/colab.md quotes docs/benchmarks/class_mode.json; the script still measures exactly that."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "scripts"))
+    try:
+        import class_mode
+    finally:
+        sys.path.remove(str(root / "scripts"))
+    kept = json.loads(class_mode.KEPT.read_text(encoding="utf-8"))
+    assert class_mode.measure() == kept
+    defaults = kept["setups"][0]["runs"]
+    assert (defaults[1]["requests"], defaults[1]["cache_hits"]) == (0, 10)
+    assert "benchmarks/class_mode.json" in (root / "docs" / "colab.md").read_text(encoding="utf-8")
