@@ -38,7 +38,7 @@ __all__ = [
     "load_dotenv_file",
     "offline",
     "ollama_host",
-    "printable",
+    "shown",
     "provider_rpm",
     "provider_setting",
     "remember",
@@ -144,7 +144,7 @@ def _number(name: str, what: str, example: str) -> float | None:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise CourseError(f"{name}={printable(name, raw)!r} is not {what} (e.g. {example}).")
+        raise CourseError(f"{name}={shown(name, raw)!r} is not {what} (e.g. {example}).")
     return value
 
 
@@ -242,7 +242,7 @@ def from_dotenv(name: str) -> bool:
     return name in _dotenv_values and os.environ.get(name) == _dotenv_values[name]
 
 
-def printable(name: str, value: str) -> str:
+def shown(name: str, value: str) -> str:
     """``value`` for a message, unless it came from a ``.env`` file (then only where it was set)."""
     return f"<{name} from .env>" if from_dotenv(name) else value
 

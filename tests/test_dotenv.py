@@ -194,3 +194,15 @@ def test_the_notebook_setup_cell_reads_the_repository_dotenv_only(monkeypatch, t
     assert "LLM" in before and "Groq" not in before and "OpenAI" not in before
     assert "OpenAI" in after and "Groq" not in after
     assert SECRET not in before + after
+
+
+def test_an_endpoint_from_dotenv_is_named_not_shown(monkeypatch, tmp_path):
+    monkeypatch.delenv("OLLAMA_HOST")
+    host = f"http://127.0.0.1:{closed_port()}"
+    (tmp_path / ".env").write_text(f"OLLAMA_HOST={host}\n")
+    response = get_cascade(verbose=False, providers="ollama-local,offline").generate(PROMPT)
+    reason = response.attempts[0].reason
+    assert reason.startswith("no server answers at <OLLAMA_HOST from .env>") and host not in reason
+    other = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("OLLAMA_HOST", other)  # set in the environment, by the user: shown as it is
+    assert other in get_cascade(verbose=False, providers="ollama-local,offline").generate(PROMPT).attempts[0].reason

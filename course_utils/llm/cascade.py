@@ -54,7 +54,8 @@ class Cascade:
     """Ask each configured LLM provider in turn until one answers; the offline answerer is last.
 
     Build it with :func:`get_cascade`. It holds no key: keys, models and endpoints are read from
-    the environment on every call. Introduced in 04_multimodal_generation.
+    the environment on every call. ``clock`` is what waits (pacing, rate limits): real time unless
+    a test passes one that only pretends. Introduced in 04_multimodal_generation.
     """
 
     pins_provider = True  # provider= and model= ask exactly that provider and model

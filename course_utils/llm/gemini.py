@@ -69,8 +69,9 @@ def _client(api_key: str, endpoint: str | None, timeout: float) -> Any:
     from google import genai
     from google.genai import types
 
-    # milliseconds; no redirects: the key travels in x-goog-api-key, which a redirect would hand to another host
-    options = types.HttpOptions(base_url=endpoint, timeout=int(timeout * 1000), client_args={"follow_redirects": False})
+    options = types.HttpOptions(base_url=endpoint, timeout=int(timeout * 1000))  # milliseconds
+    if "client_args" in type(options).model_fields:  # no redirects: one would hand x-goog-api-key to another host
+        options.client_args = {"follow_redirects": False}
     if hasattr(types, "HttpRetryOptions"):  # google-genai >= 1.20: no SDK retries, the cascade decides (backoff.py)
         options.retry_options = types.HttpRetryOptions(attempts=1)
     return genai.Client(api_key=api_key, vertexai=False, http_options=options)

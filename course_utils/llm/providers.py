@@ -206,9 +206,7 @@ def probe_local_ollama(model: str) -> str | None:
         with opener.open(host + "/api/tags", timeout=LOCAL_PROBE_TIMEOUT) as reply:
             tags = json.loads(reply.read())
     except (OSError, ValueError, http.client.HTTPException):
-        return (
-            f"no server answers at {config.printable('OLLAMA_HOST', host)} (start `ollama serve`, or set OLLAMA_HOST)"
-        )
+        return f"no server answers at {config.shown('OLLAMA_HOST', host)} (start `ollama serve`, or set OLLAMA_HOST)"
     models = tags.get("models") if isinstance(tags, dict) else None
     names = {str(m.get("name")) for m in models or [] if isinstance(m, dict)}
     if model in names or f"{model}:latest" in names:
