@@ -80,7 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "COURSE_LLM_MAX_WAIT",
         f"{DEFAULT_LLM_MAX_WAIT:g}",
-        "seconds a call may wait in all for a rate-limited provider (429/503) it is pinned to; `0`: never wait",
+        "seconds a call with no other provider to try may wait in all for a rate-limited one (429/503); `0`: never",
     ),
     Setting("COURSE_LLM_CACHE", "1", "`0`: ask the provider every time instead of reusing a stored answer"),
     Setting("<PREFIX>_API_KEY", "unset", "a provider's key (`GEMINI_API_KEY`, `OPENAI_API_KEY`, …; see docs/colab.md)"),
@@ -160,7 +160,7 @@ def llm_timeout(timeout: float | None = None) -> float:
 
 
 def llm_max_wait() -> float:
-    """``COURSE_LLM_MAX_WAIT``: seconds a pinned call may wait in all for a rate-limited provider."""
+    """``COURSE_LLM_MAX_WAIT``: seconds a call with no other provider to try may wait in all (429/503)."""
     seconds = _number("COURSE_LLM_MAX_WAIT", "a number of seconds", "60")
     if seconds is None:
         return DEFAULT_LLM_MAX_WAIT

@@ -80,6 +80,15 @@ def test_the_total_wait_has_a_ceiling(monkeypatch, llm_server):
     assert clock.sleeps == []
 
 
+def test_a_service_that_asks_for_no_wait_is_asked_a_bounded_number_of_times(monkeypatch, llm_server):
+    server = llm_server("openai").behave("status", status=503, retry_after=0)
+    use(monkeypatch, "openai", server)
+    clock = FakeClock()
+    with pytest.raises(CourseError, match=r"server error \(HTTP 503\).*asked 6 times"):
+        cascade("openai", clock).generate(PROMPT, provider="openai")
+    assert len(server.chat_requests) == 6 and clock.sleeps == [0] * 5
+
+
 def test_an_unpinned_call_moves_on_at_once_and_other_errors_never_wait(monkeypatch, llm_server):
     gemini = llm_server("gemini").behave("status", status=429, retry_after=30)
     openai = llm_server("openai", text="from openai")

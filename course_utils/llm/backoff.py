@@ -4,7 +4,8 @@ A call pinned to one provider (the blind half of a comparison, a panel's chosen 
 whose provider is the last the cascade can ask, cannot fall through to another provider. When that
 provider answers 429 (rate limited) or 503 (overloaded), the call waits as long as the service asks
 (``Retry-After``, or the ``RetryInfo`` delay of Gemini's error; otherwise 2 s, then 4, 8, ...) and
-asks again, for at most ``COURSE_LLM_MAX_WAIT`` seconds in all, with one printed line per wait.
+asks again, for at most ``COURSE_LLM_MAX_WAIT`` seconds in all (and at most :data:`MAX_RETRIES`
+times), with one printed line per wait.
 A call that has a next provider never waits here: it moves on at once, as before.
 Introduced in 05_image_rag_pipeline.
 """
@@ -20,10 +21,11 @@ from typing import Any
 
 from .base import ProviderFailure
 
-__all__ = ["FIRST_WAIT", "RETRY_STATUSES", "gemini_retry_delay", "patiently", "retry_after_header"]
+__all__ = ["FIRST_WAIT", "MAX_RETRIES", "RETRY_STATUSES", "gemini_retry_delay", "patiently", "retry_after_header"]
 
 RETRY_STATUSES = (429, 503)
 FIRST_WAIT = 2.0  # seconds, when the service names no delay; doubled on each further wait
+MAX_RETRIES = 5  # however short the waits a service asks for ("Retry-After: 0" forever)
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)s\s*")
 
 
@@ -71,12 +73,15 @@ def patiently(ask: Callable[[], str], who: str, max_wait: float, sleep: Callable
             if failure.status not in RETRY_STATUSES or max_wait <= 0:
                 raise
             delay = failure.retry_after if failure.retry_after is not None else FIRST_WAIT * 2**attempt
-            if waited + delay > max_wait:
+            if waited + delay > max_wait or attempt == MAX_RETRIES:
                 so_far = f"waited {waited:g} s; " if waited else ""
+                limit = (
+                    f"{delay:g} s more would pass COURSE_LLM_MAX_WAIT={max_wait:g}"
+                    if attempt < MAX_RETRIES
+                    else f"asked {MAX_RETRIES + 1} times"
+                )
                 raise ProviderFailure(
-                    f"{failure.reason} ({so_far}{delay:g} s more would pass COURSE_LLM_MAX_WAIT={max_wait:g})",
-                    status=failure.status,
-                    retry_after=failure.retry_after,
+                    f"{failure.reason} ({so_far}{limit})", status=failure.status, retry_after=failure.retry_after
                 ) from None
             state = "rate limited" if failure.status == 429 else "overloaded"
             print(f"[LLM] {who} is {state} (HTTP {failure.status}): waiting {delay:g} s, then asking again.")
