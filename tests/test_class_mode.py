@@ -146,12 +146,13 @@ def test_pacing_keeps_a_burst_under_the_quota(monkeypatch, llm_server):
 
 
 @pytest.mark.parametrize("value", ["ten", "0", "-3", "nan"])
-def test_a_bad_rpm_is_one_clear_error(monkeypatch, value):
+def test_a_provider_with_a_bad_rpm_is_skipped_with_the_reason(monkeypatch, value):
     monkeypatch.setenv("GROQ_API_KEY", "gsk-test-key-123456")
     monkeypatch.setenv("GROQ_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("GROQ_RPM", value)
-    with pytest.raises(CourseError, match="GROQ_RPM"):
-        cascade("groq", FakeClock()).generate(PROMPT)
+    response = cascade("groq,offline", FakeClock()).generate(PROMPT)
+    assert response.provider == "offline" and response.attempts[0].outcome == "skipped"
+    assert response.attempts[0].reason.startswith("GROQ_RPM")
 
 
 # -- the response cache ---------------------------------------------------------------------------

@@ -112,6 +112,10 @@ class Cascade:
             return f"takes at most {provider.max_images} images per request ({n_images} given)"
         if endpoint_problem(provider):
             return endpoint_problem(provider)
+        try:
+            config.provider_rpm(provider.env_prefix)
+        except CourseError as error:  # a bad <PREFIX>_RPM: this provider is misconfigured, the others are not
+            return str(error).rstrip(".")
         if provider.local and probe:
             return probe_local_ollama(model)
         return None
