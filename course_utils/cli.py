@@ -333,7 +333,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"Note: {_shown(result.note)}")
         print(_hits_table(result.hits))
         print()
-    print(f"Answer ({_shown(result.provider)}, {_shown(result.model)}{'' if result.used_rag else ', no RAG'}):")
+    cached = ", cached" if result.cached else ""
+    print(f"Answer ({_shown(result.provider)}, {_shown(result.model)}{'' if result.used_rag else ', no RAG'}{cached}):")
     print(_shown(result.answer, keep="\n"))  # an answer comes from a server: no escape codes reach the terminal
     return 0
 

@@ -11,7 +11,11 @@ settings select.
 
 from __future__ import annotations
 
+import io
+import math
 import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,10 @@ __all__ = [
     "env",
     "hub_endpoint",
     "is_set",
+    "dotenv_path",
+    "from_dotenv",
+    "llm_cache",
+    "llm_max_wait",
     "llm_providers",
     "llm_timeout",
     "load_dotenv_file",
@@ -34,6 +42,8 @@ __all__ = [
     "local_vlm_model",
     "offline",
     "ollama_host",
+    "shown",
+    "provider_rpm",
     "provider_setting",
     "remember",
     "store",
@@ -43,10 +53,12 @@ __all__ = [
 VERSION = "0.1.0"
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_LLM_TIMEOUT = 60.0
+DEFAULT_LLM_MAX_WAIT = 60.0
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 DEFAULT_LOCAL_VLM_MODEL = "HuggingFaceTB/SmolVLM-500M-Instruct"
 DEFAULT_LOCAL_VLM_MAX_NEW_TOKENS = 256
 _TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -72,11 +84,18 @@ SETTINGS: tuple[Setting, ...] = (
         "all, in cascade order",
         "which LLM providers to try, in order, e.g. `groq,gemini,offline`",
     ),
-    Setting("COURSE_LLM_TIMEOUT", f"{DEFAULT_LLM_TIMEOUT:g}", "seconds one LLM request may take"),
+    Setting("COURSE_LLM_TIMEOUT", f"{DEFAULT_LLM_TIMEOUT:g}", "seconds one LLM request may take, from start to end"),
+    Setting(
+        "COURSE_LLM_MAX_WAIT",
+        f"{DEFAULT_LLM_MAX_WAIT:g}",
+        "seconds a call with no other provider to try may wait in all for a rate-limited one (429/503); `0`: never",
+    ),
+    Setting("COURSE_LLM_CACHE", "1", "`0`: ask the provider every time instead of reusing a stored answer"),
     Setting("<PREFIX>_API_KEY", "unset", "a provider's key (`GEMINI_API_KEY`, `OPENAI_API_KEY`, …; see docs/colab.md)"),
     Setting("<PREFIX>_BASE_URL", "the provider's endpoint", "another endpoint for a provider's protocol"),
     Setting("<PREFIX>_MODEL", "per provider", "the model asked for text-only questions"),
     Setting("<PREFIX>_VISION_MODEL", "per provider", "the model asked when images are attached (empty: none)"),
+    Setting("<PREFIX>_RPM", "unset", "at most this many requests a minute to that provider: its calls are spaced"),
     Setting("OLLAMA_HOST", DEFAULT_OLLAMA_HOST, "where a local `ollama serve` listens"),
     Setting(
         "LOCAL_VLM_MODEL",
@@ -136,19 +155,54 @@ def llm_providers() -> str | None:
     return env("COURSE_LLM_PROVIDERS")
 
 
+def _number(name: str, what: str, example: str) -> float | None:
+    """The variable ``name`` as a finite number, None when unset; a :class:`CourseError` otherwise."""
+    raw = env(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise CourseError(f"{name}={shown(name, raw)!r} is not {what} (e.g. {example}).")
+    return value
+
+
 def llm_timeout(timeout: float | None = None) -> float:
     """Seconds per LLM request: the argument, else ``COURSE_LLM_TIMEOUT``, else 60."""
     if timeout is None:
-        raw = env("COURSE_LLM_TIMEOUT")
-        if raw is None:
+        timeout = _number("COURSE_LLM_TIMEOUT", "a number of seconds", "60")
+        if timeout is None:
             return DEFAULT_LLM_TIMEOUT
-        try:
-            timeout = float(raw)
-        except ValueError:
-            raise CourseError(f"COURSE_LLM_TIMEOUT={raw!r} is not a number of seconds (e.g. 60).") from None
     if not timeout > 0:
         raise CourseError(f"The LLM timeout must be a positive number of seconds, not {timeout!r}.")
     return float(timeout)
+
+
+def llm_max_wait() -> float:
+    """``COURSE_LLM_MAX_WAIT``: seconds a call with no other provider to try may wait in all (429/503)."""
+    seconds = _number("COURSE_LLM_MAX_WAIT", "a number of seconds", "60")
+    if seconds is None:
+        return DEFAULT_LLM_MAX_WAIT
+    if seconds < 0:
+        raise CourseError(f"COURSE_LLM_MAX_WAIT must be 0 or more seconds, not {seconds:g}.")
+    return seconds
+
+
+def llm_cache() -> bool:
+    """``COURSE_LLM_CACHE``: whether answers are stored and reused (on unless ``0``)."""
+    return (env("COURSE_LLM_CACHE") or "1").lower() not in _FALSE
+
+
+def provider_rpm(prefix: str) -> float | None:
+    """``<PREFIX>_RPM``: the most requests a minute to send to that provider, or None (no pacing)."""
+    if not prefix:
+        return None
+    rpm = _number(f"{prefix}_RPM", "a number of requests a minute", "10")
+    if rpm is not None and rpm <= 0:
+        raise CourseError(f"{prefix}_RPM must be a positive number of requests a minute, not {rpm:g}.")
+    return rpm
 
 
 def provider_setting(prefix: str, suffix: str) -> str | None:
@@ -189,10 +243,123 @@ def hub_endpoint() -> str:
     return env("HF_ENDPOINT") or "https://huggingface.co"
 
 
-def load_dotenv_file() -> None:
-    """Load a ``.env`` file from the current directory or a parent; set variables always win."""
-    from dotenv import find_dotenv, load_dotenv
+# -- the .env file ---------------------------------------------------------------------------------
+#
+# A .env holds the LLM settings: keys, provider endpoints and models, the cascade's settings. It
+# is read as plain text (no ${VAR} expansion, which also made large files load in quadratic time),
+# and a value read from it is shown only when it is a model or provider name of the expected shape.
 
-    path = find_dotenv(usecwd=True)
-    if path:
-        load_dotenv(path, override=False)
+DOTENV_MAX_BYTES = 64 * 1024  # hundreds of keys; a larger file is something else
+_KEY = re.compile(r"[A-Z][A-Z0-9_]*_API_KEY|HF_TOKEN")
+_MODEL_SETTING = re.compile(r"[A-Z][A-Z0-9_]*_(?:VISION_)?MODEL")
+_ENDPOINT_SETTING = re.compile(r"([A-Z][A-Z0-9_]*)_BASE_URL")
+_RPM_SETTING = re.compile(r"[A-Z][A-Z0-9_]*_RPM")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+_PROVIDER_NAME = re.compile(r"[A-Za-z][A-Za-z ()-]{0,29}")
+_dotenv_seen: dict[Path, tuple[int, int]] = {}  # the file states already read (and reported)
+_dotenv_values: dict[str, str] = {}  # what a .env set, so a changed .env can update it
+
+
+def dotenv_path() -> Path | None:
+    """The ``.env`` the course reads: in the working folder, or in a folder above it up to the root
+    of the git repository that holds the working folder (notebooks run in ``notebooks/``); never
+    beyond."""
+    try:
+        here = Path.cwd()
+    except OSError:  # the working folder was deleted
+        return None
+    folders = (here, *here.parents)
+    root = next((folder for folder in folders if (folder / ".git").exists()), None)
+    for folder in folders:
+        if (folder / ".env").is_file():
+            return folder / ".env"
+        if root is None or folder == root:
+            return None
+    return None
+
+
+def from_dotenv(name: str) -> bool:
+    """Whether the variable ``name`` holds the value a ``.env`` file gave it."""
+    return name in _dotenv_values and os.environ.get(name) == _dotenv_values[name]
+
+
+def shown(name: str, value: str) -> str:
+    """``value`` for a message, unless it came from a ``.env`` file (then only where it was set)."""
+    return f"<{name} from .env>" if from_dotenv(name) else value
+
+
+def _dotenv_refusal(name: str, value: str, file_values: dict[str, str]) -> str | None:
+    """Why the ``.env`` line ``name=value`` is not used, "" to ignore it silently, or None to use it."""
+    keys = [v for k, v in file_values.items() if _KEY.fullmatch(k)]
+    keys += [v for k, v in os.environ.items() if _KEY.fullmatch(k)]
+    holds_key = any(len(key) >= 8 and key in value for key in keys)
+    if _KEY.fullmatch(name):
+        return None
+    if name == "COURSE_LLM_PROVIDERS":
+        names = [item.strip() for item in value.split(",")]
+        if holds_key or not all(_PROVIDER_NAME.fullmatch(item) for item in names if item):
+            return "not a list of provider names (e.g. gemini,groq,offline)"
+        return None
+    if name in ("COURSE_LLM_TIMEOUT", "COURSE_LLM_MAX_WAIT") or _RPM_SETTING.fullmatch(name):
+        try:
+            ok = math.isfinite(float(value)) and float(value) >= 0
+        except ValueError:
+            ok = False
+        return None if ok else "not a number"
+    if name == "COURSE_LLM_CACHE":
+        return None if value.lower() in (*_TRUE, *_FALSE) else "not 0 or 1"
+    if name.startswith("COURSE_"):
+        return "a .env holds the LLM settings only; set this one in the environment"
+    if _MODEL_SETTING.fullmatch(name):
+        if holds_key or (value and not _MODEL_NAME.fullmatch(value)):
+            return "not a model name (letters, digits and . _ : / @ + - only)"
+        return None
+    endpoint = _ENDPOINT_SETTING.fullmatch(name)
+    if endpoint:
+        prefix = endpoint.group(1)
+        if f"{prefix}_API_KEY" in file_values or f"{prefix}_TOKEN" in file_values:
+            return None
+        return f"a .env may change a provider's endpoint only together with its key ({prefix}_API_KEY)"
+    return None if name == "OLLAMA_HOST" else ""
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_dotenv_file() -> None:
+    """Load the LLM settings of the ``.env`` file (see :func:`dotenv_path`); set variables always win.
+
+    A file is read again when it changes. One line on stderr says why a file or a line is not
+    used (not UTF-8, too large, a value of the wrong shape), naming the variable, never its value.
+    """
+    from dotenv import dotenv_values
+
+    path = dotenv_path()
+    if path is None:
+        return
+    try:
+        stat = path.stat()
+        if _dotenv_seen.get(path) == (stat.st_mtime_ns, stat.st_size):
+            return
+        _dotenv_seen[path] = (stat.st_mtime_ns, stat.st_size)
+        with path.open("rb") as fh:
+            raw = fh.read(DOTENV_MAX_BYTES + 1)
+    except OSError as exc:
+        return _say(f"Ignored {path}: cannot read it ({exc.strerror}).")
+    if len(raw) > DOTENV_MAX_BYTES:
+        return _say(f"Ignored {path}: larger than {DOTENV_MAX_BYTES // 1024} KiB, so it is no file of keys.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return _say(f"Ignored {path}: it is not UTF-8 text (save it as UTF-8).")
+    file_values = {k: v for k, v in dotenv_values(stream=io.StringIO(text), interpolate=False).items() if v is not None}
+    for name, value in file_values.items():
+        value = value.strip()
+        if name in os.environ and not from_dotenv(name):
+            continue  # set in the environment: it wins
+        why = _dotenv_refusal(name, value, file_values)
+        if why is None:
+            os.environ[name] = _dotenv_values[name] = value
+        elif why:
+            _say(f"Ignored {name} in {path}: {why}.")

@@ -51,6 +51,7 @@ class RAGResult:
     note: str = ""
     attempts: tuple = field(default=(), repr=False)
     images_sent: int = 0
+    cached: bool = False  # the answer was stored by an earlier, identical call (no request made)
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +59,7 @@ class RAGResult:
             "answer": self.answer,
             "provider": self.provider,
             "llm_model": self.model,
+            "cached": self.cached,
             "used_rag": self.used_rag,
             "plan": self.plan,
             "match": self.match,
@@ -118,6 +120,7 @@ class ImageRAG:
             note=" ".join(filter(None, (found.note, image_note))),
             attempts=tuple(getattr(response, "attempts", ()) or ()),
             images_sent=len(sent),
+            cached=getattr(response, "cached", False) is True,
         )
 
     def _images_to_send(self, hits: Sequence[Hit]) -> tuple[list[Hit], str]:
@@ -174,6 +177,7 @@ class ImageRAG:
             grounding=check_grounding(response.text, (), self.index.products),
             note=note,
             attempts=tuple(getattr(response, "attempts", ()) or ()),
+            cached=getattr(response, "cached", False) is True,
         )
 
     def compare(self, question: str, k: int = 3) -> tuple[RAGResult, RAGResult]:

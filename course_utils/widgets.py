@@ -333,11 +333,12 @@ def provider_options(llm: Any, providers: Sequence[str] | None = None) -> list[t
 
 def _answer_box(result: Any, title: str) -> str:
     answer = html.escape(result.answer).replace("\n", "<br>")
+    cached = " · <i>cached answer (no request made)</i>" if getattr(result, "cached", False) is True else ""
     return (
         f"<div style='border:1px solid #BDC3C7;border-radius:6px;padding:8px;margin:4px'>"
         f"<b>{html.escape(title)}</b><br>"
         f"<small>provider: <code>{html.escape(str(result.provider))}</code> · "
-        f"model: <code>{html.escape(str(result.model))}</code></small>"
+        f"model: <code>{html.escape(str(result.model))}</code>{cached}</small>"
         f"<p>{answer}</p></div>"
     )
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from hypothesis import settings
+from llm_servers import clean_llm_env, llm_server  # noqa: F401 - fixtures for the tests that talk to fake LLM servers
 
 from course_utils.catalog import default_catalog, render_catalog
 

@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
-from llm_servers import FakeLLMServer, ServerPool, closed_port
+from llm_servers import SECRET, FakeLLMServer, use
 from PIL import Image
 
 from course_utils.errors import CourseError
@@ -27,55 +27,23 @@ from course_utils.llm import (
     ProviderFailure,
     gemini,
     get_cascade,
-    keys,
     openai_compat,
-    providers,
     raw_gemini_call,
 )
 from course_utils.llm import cascade as cascade_module
 from course_utils.llm.images import MAX_IMAGES, detect_mime, encode_image, encode_images
 from course_utils.prompts import SYSTEM_PROMPT
 
-SECRET = "sk-test-SECRET-1234567890abcdef"
 PROMPT = (
     "Answer the question using only the catalog entries and product images below.\n"
     "<catalog_context>\n[1] name: Widget A | color: red | shape: circle | pattern: solid | price: $12.99 | "
     "category: toys\n</catalog_context>\n\nQuestion: What red products do you have?"
 )
-PREFIX = {"gemini": "GEMINI", "openai": "OPENAI", "groq": "GROQ", "ollama": "OLLAMA"}
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    """No key, endpoint or course setting leaks in from the machine; .env files and Colab secrets
-    a test loads leave with it; the local-Ollama probe finds a closed port."""
-    saved = dict(os.environ)
-    names = [*providers.ALL_KEY_ENVS, "COURSE_LLM_PROVIDERS", "COURSE_LLM_TIMEOUT", "COURSE_OFFLINE"]
-    names += ["GOOGLE_GENAI_USE_VERTEXAI", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"]
-    names += [f"{p.env_prefix}_{suffix}" for p in PROVIDERS for suffix in ("BASE_URL", "MODEL", "VISION_MODEL")]
-    for name in names:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.chdir(tmp_path)
-    keys.forget_missing_secrets()
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture
-def llm_server():
-    """A factory: ``llm_server("openai")`` starts a fake provider; all stop at teardown."""
-    with ServerPool() as start:
-        yield start
-
-
-def use(monkeypatch, name: str, server: FakeLLMServer, key: str = SECRET) -> None:
-    """Point provider ``name`` at ``server`` with ``key``."""
-    prefix = PREFIX[name]
-    monkeypatch.setenv(f"{prefix}_API_KEY", key)
-    monkeypatch.setenv(f"{prefix}_BASE_URL", server.base_url)
+def clean_env(clean_llm_env):
+    """Every test here starts from a clean LLM environment (see ``llm_servers.clean_llm_env``)."""
 
 
 def png_bytes(color, size=(40, 30), fmt="PNG") -> bytes:
@@ -495,6 +463,7 @@ def test_dotenv_file_is_loaded_from_a_parent_and_never_overrides(monkeypatch, ll
     server = llm_server("openai")
     project = tmp_path / "project"
     (project / "notebooks").mkdir(parents=True)
+    (project / ".git").mkdir()  # a .env above the working folder counts up to the repository's root
     (project / ".env").write_text(
         f"OPENAI_API_KEY=from-dotenv-key-123\nOPENAI_BASE_URL={server.base_url}\n"
         "OPENAI_MODEL=dotenv-model\nCOURSE_LLM_PROVIDERS=openai\n"

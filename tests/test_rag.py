@@ -159,3 +159,26 @@ def test_results_carry_a_grounding_report(tiny_index, tiny_embedder):
     assert without.grounding.unknown_products == ("Widget Pro",)
     assert without.grounding.not_retrieved == ("Gadget Z",)
     assert without.to_dict()["grounding"]["ok"] is False
+
+
+def test_compare_with_the_course_cascade_pins_the_provider_that_answered(
+    clean_llm_env, llm_server, monkeypatch, tiny_index, tiny_embedder
+):
+    """The scenario above, on the wire with the course's own cascade: Gemini answers 429 once and
+    recovers, OpenAI answers the RAG question, and the blind call goes to OpenAI with OpenAI's model."""
+    from llm_servers import use
+
+    from course_utils.llm import get_cascade
+
+    gemini = llm_server("gemini", text="from Gemini").at(1, "status", status=429, retry_after=30)
+    openai = llm_server("openai", text="from OpenAI")
+    use(monkeypatch, "gemini", gemini)
+    use(monkeypatch, "openai", openai)
+    monkeypatch.setenv("COURSE_LLM_PROVIDERS", "gemini,openai,offline")
+    with_rag, without = ImageRAG(tiny_index, tiny_embedder, get_cascade(verbose=False)).compare(
+        "Which products are red?"
+    )
+    assert (with_rag.provider, with_rag.model) == ("OpenAI", "gpt-4o-mini")  # Gemini was rate limited: no wait
+    assert (without.provider, without.model, without.answer) == ("OpenAI", "gpt-4o-mini", "from OpenAI")
+    assert len(gemini.chat_requests) == 1 and [r.body["model"] for r in openai.chat_requests] == ["gpt-4o-mini"] * 2
+    assert without.note == ""

@@ -2,9 +2,11 @@
 
 One module per job: :mod:`.base` (interface and answer record), :mod:`.offline` (the rule-based
 stand-in), :mod:`.providers` (the provider table), :mod:`.keys` (finding keys, keeping them out
-of output), :mod:`.images` (images on the wire), :mod:`.openai_compat` and :mod:`.gemini` (the two
-wire protocols), :mod:`.local_vlm` (a vision-language model in this process) and :mod:`.cascade`
-(trying the providers in turn).
+of output), :mod:`.images` (images on the wire), :mod:`.deadline` (a whole request by its
+timeout), :mod:`.openai_compat` and :mod:`.gemini` (the two wire protocols), :mod:`.local_vlm` (a
+vision-language model in this process), :mod:`.cascade` (trying the providers in turn) and, for a
+class on free tiers, :mod:`.cache` (answers already paid for), :mod:`.backoff` (waiting out a rate
+limit) and :mod:`.pacing` (``<PREFIX>_RPM``).
 """
 
 from .base import LLM, Attempt, LLMResponse, ProviderFailure, can_pin_provider

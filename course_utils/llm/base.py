@@ -19,7 +19,7 @@ __all__ = ["LLM", "Attempt", "LLMResponse", "ProviderFailure", "can_pin_provider
 
 @dataclass(frozen=True)
 class Attempt:
-    """One provider tried by a cascade: ``outcome`` is ``answered``, ``skipped`` or ``failed``."""
+    """One provider tried by a cascade: ``outcome`` is ``answered``, ``cached``, ``skipped`` or ``failed``."""
 
     provider: str
     outcome: str
@@ -30,6 +30,8 @@ class Attempt:
 class LLMResponse:
     """An answer and who gave it. ``attempts`` lists the providers a cascade tried first.
 
+    ``cached`` is True when the answer was stored by an earlier, identical call (no request made).
+
     Introduced in 06_exercises (where you build an LLM of your own that returns one).
     """
 
@@ -37,6 +39,7 @@ class LLMResponse:
     provider: str
     model: str
     attempts: tuple[Attempt, ...] = ()
+    cached: bool = False
 
 
 @runtime_checkable
@@ -63,25 +66,34 @@ def can_pin_provider(llm: Any) -> bool:
 class ProviderFailure(Exception):
     """A provider did not answer: the cascade records ``reason`` and moves on.
 
-    ``rejected_key`` marks a key the service refused (worth a warning to the student).
+    ``rejected_key`` marks a key the service refused (worth a warning to the student); ``status``
+    is the HTTP status, and ``retry_after`` the seconds the service asked to wait, if it said.
     """
 
-    def __init__(self, reason: str, rejected_key: bool = False) -> None:
+    def __init__(
+        self, reason: str, rejected_key: bool = False, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.rejected_key = rejected_key
+        self.status = status
+        self.retry_after = retry_after
 
 
-def status_failure(code: int, message: str, model: str, key_env: str | None) -> ProviderFailure:
+def status_failure(
+    code: int, message: str, model: str, key_env: str | None, retry_after: float | None = None
+) -> ProviderFailure:
     """The failure for an HTTP error status; 401/403 mark the key as rejected."""
     detail = f": {one_line(message)}" if message else ""
     if code in (401, 403):
         check = f"; check {key_env}" if key_env else ""
-        return ProviderFailure(f"key rejected (HTTP {code}{check}){detail}", rejected_key=True)
-    if code == 429:
-        return ProviderFailure(f"rate limited or out of quota (HTTP 429){detail}")
-    if code == 404:
-        return ProviderFailure(f"model {model!r} not found (HTTP 404){detail}")
-    if code >= 500:
-        return ProviderFailure(f"server error (HTTP {code}){detail}")
-    return ProviderFailure(f"request refused (HTTP {code}){detail}")
+        reason = f"key rejected (HTTP {code}{check}){detail}"
+    elif code == 429:
+        reason = f"rate limited or out of quota (HTTP 429){detail}"
+    elif code == 404:
+        reason = f"model {model!r} not found (HTTP 404){detail}"
+    elif code >= 500:
+        reason = f"server error (HTTP {code}){detail}"
+    else:
+        reason = f"request refused (HTTP {code}){detail}"
+    return ProviderFailure(reason, rejected_key=code in (401, 403), status=code, retry_after=retry_after)

@@ -9,9 +9,14 @@ the rule-based :class:`~course_utils.llm.offline.OfflineAnswerer`. A provider wi
 fails (rate limit, server error, timeout, rejected key, empty answer, ...) is recorded and the next
 one is tried. Every answer says who gave it (:class:`~course_utils.llm.base.LLMResponse`).
 
+Three things keep a class on free tiers going (each in its own module): answers already paid for
+come from the response cache (:mod:`.cache`), a call with nowhere else to go waits out a 429 or 503
+(:mod:`.backoff`), and ``<PREFIX>_RPM`` spaces a provider's requests (:mod:`.pacing`).
+
 Configuration is read at call time (see :mod:`course_utils.config`): keys from the environment, a
 ``.env`` file or Colab secrets; per-provider endpoints and models; ``COURSE_LLM_PROVIDERS``,
-``COURSE_LLM_TIMEOUT`` and ``COURSE_OFFLINE``. Introduced in 04_multimodal_generation.
+``COURSE_LLM_TIMEOUT``, ``COURSE_LLM_MAX_WAIT``, ``COURSE_LLM_CACHE`` and ``COURSE_OFFLINE``.
+Introduced in 04_multimodal_generation.
 """
 
 from __future__ import annotations
@@ -21,18 +26,22 @@ from collections.abc import Sequence
 
 from .. import config
 from ..errors import CourseError
+from .backoff import patiently
 from .base import Attempt, LLMResponse, ProviderFailure
+from .cache import ResponseCache, cache_key
 from .gemini import call_gemini
 from .images import MAX_IMAGES, MAX_SIDE, EncodedImage, ImageInput, encode_images
-from .keys import find_key, forget_missing_secrets, scrub
+from .keys import find_key, forget_missing_secrets, key_problem, scrub
 from .local_vlm import call_local, cuda_available
 from .offline import OfflineAnswerer
 from .openai_compat import call_openai
+from .pacing import Clock, Pacer
 from .providers import (
     PROVIDERS,
     Provider,
     ProviderInfo,
     by_name,
+    endpoint_problem,
     model_for,
     parse_provider_names,
     probe_local_ollama,
@@ -47,7 +56,8 @@ class Cascade:
     """Ask each configured LLM provider in turn until one answers; the offline answerer is last.
 
     Build it with :func:`get_cascade`. It holds no key: keys, models and endpoints are read from
-    the environment on every call. Introduced in 04_multimodal_generation.
+    the environment on every call. ``clock`` is what waits (pacing, rate limits): real time unless
+    a test passes one that only pretends. Introduced in 04_multimodal_generation.
     """
 
     pins_provider = True  # provider= and model= ask exactly that provider and model
@@ -59,12 +69,15 @@ class Cascade:
         verbose: bool = False,
         max_side: int = MAX_SIDE,
         max_images: int = MAX_IMAGES,
+        clock: Clock | None = None,
     ) -> None:
         self._names = [p.name for p in parse_provider_names(providers)] if providers is not None else None
         self._timeout = None if timeout is None else config.llm_timeout(timeout)
         self.verbose = verbose
         self.max_side = max_side
         self.max_images = max_images
+        self.clock = clock or Clock()  # what waits (pacing, backoff); tests pass one that only pretends
+        self._pacer = Pacer(self.clock)
 
     def __repr__(self) -> str:
         # the arguments only: the environment is read (and may be fixed) at call time
@@ -86,20 +99,39 @@ class Cascade:
         return self._names is not None or config.llm_providers() is not None
 
     def _unavailable(
-        self, provider: Provider, model: str | None, n_images: int, vision: bool, chosen: bool = False
+        self,
+        provider: Provider,
+        model: str | None,
+        n_images: int,
+        vision: bool,
+        chosen: bool = False,
+        probe: bool = True,
     ) -> str | None:
-        """Why ``provider`` is skipped for this call, or None when it can be asked."""
+        """Why ``provider`` is skipped for this call, or None when it can be asked.
+
+        ``chosen``: the providers were named, so a local model runs even without a GPU.
+        ``probe=False`` leaves out the one check that costs a request (is a local Ollama there?).
+        """
         if provider.protocol == "offline":
             return None
         if provider.protocol == "local" and not chosen and not cuda_available():
             return "no CUDA GPU: on a CPU it is slow, so it runs only when named (COURSE_LLM_PROVIDERS=local,offline)"
-        if provider.key_envs and find_key(provider) is None:
+        key = find_key(provider)
+        if provider.key_envs and key is None:
             return f"{provider.key_envs[0]} not set"
+        if key is not None and key_problem(*key):
+            return key_problem(*key)
         if model is None:
             return f"no vision model (set {provider.env_prefix}_VISION_MODEL)"
         if vision and provider.max_images is not None and n_images > provider.max_images:
             return f"takes at most {provider.max_images} images per request ({n_images} given)"
-        if provider.local:
+        if endpoint_problem(provider):
+            return endpoint_problem(provider)
+        try:
+            config.provider_rpm(provider.env_prefix)
+        except CourseError as error:  # a bad <PREFIX>_RPM: this provider is misconfigured, the others are not
+            return str(error).rstrip(".")
+        if provider.local and probe:
             return probe_local_ollama(model)
         return None
 
@@ -193,30 +225,45 @@ class Cascade:
             raise CourseError(f"max_tokens must be a positive whole number, not {max_tokens!r}.")
         config.load_dotenv_file()
         timeout = config.llm_timeout(self._timeout)
-        order = self.order()
-        if pinned is not None:
-            chosen = parse_provider_names([pinned], "provider")[0]
-            if config.offline() and chosen.protocol != "offline":
-                raise CourseError(
-                    f"provider={pinned!r} was asked for, but COURSE_OFFLINE=1 allows only the offline answerer."
-                )
-            order = [chosen]
+        order = self._order_for(pinned)
+        models = {c.name: model if model and c.protocol != "offline" else model_for(c, vision) for c in order}
+        n = len(images)
         chosen = pinned is not None or self._chosen()
+        # the providers that may answer, by the checks that cost no request
+        askable = [c for c in order if not self._unavailable(c, models[c.name], n, vision, chosen, probe=False)]
+        cache = ResponseCache.from_settings()
+
+        def stored_as(candidate: Provider) -> str:
+            return cache_key(candidate.name, str(models[candidate.name]), system_prompt, prompt, images, max_tokens)
+
+        if cache is not None:  # an answer already paid for, whichever provider gave it, costs no quota
+            for candidate in askable:
+                text = cache.get(stored_as(candidate)) if candidate.protocol != "offline" else None
+                if text is not None:
+                    attempt = Attempt(candidate.display_name, "cached", "the stored answer to the same request")
+                    model_name = str(models[candidate.name])
+                    return LLMResponse(text, candidate.display_name, model_name, (attempt,), cached=True)
+
         attempts: list[Attempt] = []
         for candidate in order:
-            use_model = model if model and candidate.protocol != "offline" else model_for(candidate, vision)
-            why = self._unavailable(candidate, use_model, len(images), vision, chosen)
+            use_model = models[candidate.name]
+            why = self._unavailable(candidate, use_model, n, vision, chosen)
             if why:
                 attempts.append(Attempt(candidate.display_name, "skipped", scrub(why)))
                 continue
             assert use_model is not None
+            # pinned, or the last provider left: waiting out a rate limit beats failing
+            last_resort = pinned is not None or candidate is askable[-1]
             try:
-                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout)
+                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout, last_resort)
             except ProviderFailure as failure:
                 self._report(candidate, failure, attempts)
                 continue
+            text = scrub(text)  # a server that echoes the key must not print it
             if len(text) > MAX_ANSWER_CHARS:
                 text = text[:MAX_ANSWER_CHARS] + " […answer truncated]"
+            if cache is not None and candidate.protocol != "offline":
+                cache.put(stored_as(candidate), text)
             attempts.append(Attempt(candidate.display_name, "answered"))
             return LLMResponse(text, candidate.display_name, use_model, tuple(attempts))
         lines = "\n".join(f"  - {a.provider}: {a.outcome} ({a.reason})" for a in attempts)
@@ -224,6 +271,17 @@ class Cascade:
             f"No LLM provider answered:\n{lines}\nSet a key (see get_cascade().summary()) or add "
             "'offline' to COURSE_LLM_PROVIDERS for the rule-based answerer."
         )
+
+    def _order_for(self, pinned: str | None) -> list[Provider]:
+        """The providers to try: :meth:`order`, or the one ``pinned`` (by name or display name)."""
+        if pinned is None:
+            return self.order()
+        chosen = parse_provider_names([pinned], "provider")[0]
+        if config.offline() and chosen.protocol != "offline":
+            raise CourseError(
+                f"provider={pinned!r} was asked for, but COURSE_OFFLINE=1 allows only the offline answerer."
+            )
+        return [chosen]
 
     def _ask(
         self,
@@ -234,16 +292,22 @@ class Cascade:
         system_prompt: str | None,
         max_tokens: int,
         timeout: float,
+        last_resort: bool,
     ) -> str:
         if provider.protocol == "offline":
             return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text
         if provider.protocol == "local":
             return call_local(model, prompt, images, system_prompt, max_tokens, timeout)
         key = find_key(provider)
-        if provider.protocol == "gemini":
-            assert key is not None
-            return call_gemini(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)
-        return call_openai(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)
+        call = call_gemini if provider.protocol == "gemini" else call_openai
+
+        def ask() -> str:
+            self._pacer.wait_turn(provider)
+            return call(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)  # type: ignore[arg-type]
+
+        if not last_resort:
+            return ask()
+        return patiently(ask, provider.display_name, config.llm_max_wait(), self.clock.sleep)
 
     def _report(self, provider: Provider, failure: ProviderFailure, attempts: list[Attempt]) -> None:
         reason = scrub(failure.reason)

@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import config
+from .backoff import gemini_retry_delay, retry_after_header
 from .base import ProviderFailure, status_failure
+from .deadline import within
 from .images import EncodedImage, ImageInput, encode_images
-from .keys import find_key, scrub
-from .providers import Provider, base_url, by_name, model_for
+from .keys import find_key, key_problem, scrub
+from .providers import Provider, base_url, by_name, endpoint_problem, model_for
 
 __all__ = ["call_gemini", "gemini_config", "gemini_parts", "raw_gemini_call"]
 
@@ -68,7 +70,9 @@ def _client(api_key: str, endpoint: str | None, timeout: float) -> Any:
     from google.genai import types
 
     options = types.HttpOptions(base_url=endpoint, timeout=int(timeout * 1000))  # milliseconds
-    if hasattr(types, "HttpRetryOptions"):  # google-genai >= 1.20: no SDK retries, the cascade moves on
+    if "client_args" in type(options).model_fields:  # no redirects: one would hand x-goog-api-key to another host
+        options.client_args = {"follow_redirects": False}
+    if hasattr(types, "HttpRetryOptions"):  # google-genai >= 1.20: no SDK retries, the cascade decides (backoff.py)
         options.retry_options = types.HttpRetryOptions(attempts=1)
     return genai.Client(api_key=api_key, vertexai=False, http_options=options)
 
@@ -108,7 +112,10 @@ def _sdk_errors(model: str, key_env: str, timeout: float) -> Iterator[None]:
         code = exc.code if isinstance(exc.code, int) else 0
         if _api_key_invalid(exc.details):
             code = 401
-        raise status_failure(code, str(exc.message or ""), model, key_env) from None
+        headers = getattr(exc.response, "headers", None) or {}
+        wait = gemini_retry_delay(exc.details)
+        wait = retry_after_header(headers.get("retry-after")) if wait is None else wait
+        raise status_failure(code, str(exc.message or ""), model, key_env, wait) from None
     except _httpx_errors("TimeoutException"):
         raise ProviderFailure(f"timed out after {timeout:g} s") from None
     except _httpx_errors("TransportError") as exc:  # refused, reset or dropped mid-response
@@ -143,12 +150,16 @@ def call_gemini(
     settings = gemini_config(model, system_prompt, max_tokens)  # system instruction, max tokens, thinking off
     # genai.Client(api_key=..., http_options=HttpOptions(timeout=..., retry_options=...))
     client = _client(api_key, base_url(provider), timeout)
+    close = getattr(client, "close", lambda: None)  # older google-genai clients have no close()
+
+    def request() -> Any:
+        return client.models.generate_content(model=model, contents=contents, config=settings)
+
     try:
         with _sdk_errors(model, key_env, timeout):  # extra code – SDK errors become one reason
-            response = client.models.generate_content(model=model, contents=contents, config=settings)
+            response = within(timeout, request, close)  # extra code – the whole answer by the timeout
     finally:
-        if hasattr(client, "close"):  # older google-genai clients have no close()
-            client.close()
+        close()
     return _answer_text(response)
 
 
@@ -165,6 +176,10 @@ def raw_gemini_call(
     key = find_key(gemini)
     if key is None:
         print("Skipped the raw Gemini call: GEMINI_API_KEY is not set.")
+        return None
+    problem = key_problem(*key) or endpoint_problem(gemini)
+    if problem:
+        print(f"Skipped the raw Gemini call: {problem}.")
         return None
     model = model or model_for(gemini, vision=True) or gemini.model
     try:

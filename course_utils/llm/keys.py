@@ -7,12 +7,14 @@ object; every text the cascade shows (a server's error, a reason, an answer) pas
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 
 from .. import config
 from .providers import ALL_KEY_ENVS, Provider
 
-__all__ = ["colab_secret", "find_key", "forget_missing_secrets", "one_line", "scrub", "secret_values"]
+__all__ = ["colab_secret", "find_key", "forget_missing_secrets", "key_problem", "one_line", "scrub", "secret_values"]
 
 
 # Colab secrets a lookup did not find, so that a missing secret does not cost a round trip (or an
@@ -61,18 +63,52 @@ def find_key(provider: Provider) -> tuple[str, str] | None:
     return None
 
 
+def key_problem(env_name: str, key: str) -> str | None:
+    """Why ``key`` cannot be sent in a request header (a character copied along with it), or None."""
+    for char in key:
+        if not (char.isascii() and char.isprintable()):
+            name = unicodedata.name(char, "a control character")
+            return f"{env_name} holds U+{ord(char):04X} ({name}), which no request can carry: paste the key again"
+    return None
+
+
 def secret_values() -> list[str]:
-    """Every configured key value (long enough to be a real key), for scrubbing text we show."""
+    """Every configured key value, for scrubbing text we show."""
     values = {config.env(name) or "" for name in ALL_KEY_ENVS}
-    return sorted((v for v in values if len(v) >= 8), key=len, reverse=True)
+    return sorted((v for v in values if v), key=len, reverse=True)
+
+
+FRAGMENT = 8  # any run of this many characters of a key is scrubbed (a prefix in an error, a masked key)
 
 
 def scrub(text: str, secrets: Sequence[str] | None = None) -> str:
-    """``text`` with every key value (``secrets``, default: the configured keys) replaced by ``***``."""
+    """``text`` with every key (``secrets``, default: the configured keys) replaced by ``***``.
+
+    A key of at least :data:`FRAGMENT` characters is scrubbed wherever any run of that many of its
+    characters appears; a shorter one wherever it stands alone (not inside another word).
+    """
     secrets = secret_values() if secrets is None else secrets
+    spans: list[tuple[int, int]] = []
+    fragments: set[str] = set()
     for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+        if len(secret) >= FRAGMENT:
+            fragments.update(secret[i : i + FRAGMENT] for i in range(len(secret) - FRAGMENT + 1))
+        elif secret:
+            alone = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+            spans += [m.span() for m in re.finditer(alone, text)]
+    if fragments:
+        spans += [(i, i + FRAGMENT) for i in range(len(text) - FRAGMENT + 1) if text[i : i + FRAGMENT] in fragments]
+    merged: list[list[int]] = []  # overlapping or touching spans become one ***
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    pieces, position = [], 0
+    for start, end in merged:
+        pieces += [text[position:start], "***"]
+        position = end
+    return "".join(pieces) + text[position:]
 
 
 def one_line(text: object, limit: int = 160) -> str:

@@ -11,7 +11,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from .backoff import retry_after_header
 from .base import ProviderFailure, status_failure
+from .deadline import within
 from .images import EncodedImage
 from .providers import Provider, base_url
 
@@ -73,22 +75,29 @@ def call_openai(
     import openai
 
     key_env, api_key = key if key else (None, "ollama")  # a local Ollama ignores the key
+    # max_retries=0: the SDK would otherwise retry 429/5xx itself; the cascade decides (backoff.py)
+    client = openai.OpenAI(api_key=api_key, base_url=base_url(provider), timeout=timeout, max_retries=0)
+
+    def request() -> Any:
+        return client.chat.completions.create(
+            model=model,
+            messages=openai_messages(prompt, images, system_prompt),  # type: ignore[arg-type]
+            **{provider.tokens_param: max_tokens},
+        )
+
     try:
-        # max_retries=0: the SDK would otherwise retry 429/5xx itself; the cascade moves on instead
-        with openai.OpenAI(api_key=api_key, base_url=base_url(provider), timeout=timeout, max_retries=0) as client:
-            completion = client.chat.completions.create(
-                model=model,
-                messages=openai_messages(prompt, images, system_prompt),  # type: ignore[arg-type]
-                **{provider.tokens_param: max_tokens},
-            )
+        completion = within(timeout, request, client.close)  # the whole answer by the timeout
     except openai.APIStatusError as exc:
         body = exc.body if isinstance(exc.body, dict) else {}
         error = body.get("error") if isinstance(body.get("error"), dict) else body
-        raise status_failure(exc.status_code, str(error.get("message") or ""), model, key_env) from None
+        wait = retry_after_header(exc.response.headers.get("retry-after"))
+        raise status_failure(exc.status_code, str(error.get("message") or ""), model, key_env, wait) from None
     except openai.APITimeoutError:
         raise ProviderFailure(f"timed out after {timeout:g} s") from None
     except openai.APIConnectionError as exc:
         raise ProviderFailure(f"connection failed ({type(exc.__cause__ or exc).__name__})") from None
     except (openai.APIResponseValidationError, json.JSONDecodeError):
         raise ProviderFailure("malformed answer (not the expected JSON)") from None
+    finally:
+        client.close()
     return _answer_text(completion)

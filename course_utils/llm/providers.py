@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ __all__ = [
     "ProviderInfo",
     "base_url",
     "by_name",
+    "endpoint_problem",
     "model_for",
     "parse_provider_names",
     "probe_local_ollama",
@@ -149,6 +152,25 @@ def base_url(provider: Provider) -> str | None:
     return config.provider_setting(provider.env_prefix, "BASE_URL") or provider.base_url
 
 
+def endpoint_problem(provider: Provider) -> str | None:
+    """Why ``provider``'s endpoint cannot be asked (it is no http(s) URL), or None.
+
+    The message names the variable, never its value (which may come from a ``.env`` file).
+    """
+    url = base_url(provider)
+    if url is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+        usable = parts.scheme in ("http", "https") and re.fullmatch(r"[a-z0-9._~:-]+", parts.hostname or "")
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 address)
+        usable = False
+    if usable:
+        return None
+    return f"{'OLLAMA_HOST' if provider.local else provider.env_prefix + '_BASE_URL'} is not an http(s) URL"
+
+
 def model_for(provider: Provider, vision: bool) -> str | None:
     """The model to ask; None when the provider has no vision model (``<PREFIX>_VISION_MODEL=``)."""
     if provider.protocol == "offline":
@@ -191,7 +213,7 @@ def probe_local_ollama(model: str) -> str | None:
         with opener.open(host + "/api/tags", timeout=LOCAL_PROBE_TIMEOUT) as reply:
             tags = json.loads(reply.read())
     except (OSError, ValueError, http.client.HTTPException):
-        return f"no server answers at {host} (start `ollama serve`, or set OLLAMA_HOST)"
+        return f"no server answers at {config.shown('OLLAMA_HOST', host)} (start `ollama serve`, or set OLLAMA_HOST)"
     models = tags.get("models") if isinstance(tags, dict) else None
     names = {str(m.get("name")) for m in models or [] if isinstance(m, dict)}
     if model in names or f"{model}:latest" in names:
