@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .keys import one_line
 
-__all__ = ["LLM", "Attempt", "LLMResponse", "ProviderFailure", "can_pin_provider", "status_failure"]
+__all__ = ["LLM", "Attempt", "LLMResponse", "ProviderFailure", "Usage", "can_pin_provider", "status_failure"]
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,28 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """The tokens a provider says one request used; None where it does not say.
+
+    ``image_tokens`` is filled only where the provider counts image tokens apart (Gemini's
+    per-modality counts); other providers report the prompt as one number.
+    """
+
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class LLMResponse:
-    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first."""
+    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first;
+    ``usage`` is what the provider reported about tokens (None: nothing reported)."""
 
     text: str
     provider: str
     model: str
     attempts: tuple[Attempt, ...] = ()
+    usage: Usage | None = None
 
 
 @runtime_checkable

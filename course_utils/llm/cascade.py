@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from .. import config
 from ..errors import CourseError
-from .base import Attempt, LLMResponse, ProviderFailure
+from .base import Attempt, LLMResponse, ProviderFailure, Usage
 from .gemini import call_gemini
 from .images import MAX_IMAGES, MAX_SIDE, EncodedImage, ImageInput, encode_images
 from .keys import find_key, forget_missing_secrets, scrub
@@ -104,7 +104,7 @@ class Cascade:
             text_model, vision_model = model_for(provider, False), model_for(provider, True)
             why = self._unavailable(provider, text_model, 0, False)
             if provider.protocol == "offline":
-                detail = "rule-based answerer: reads the catalog text, looks at no image, always answers"
+                detail = "rule-based answerer: reads the catalog text, reads colour, shape and pattern from images, always answers"
             elif why:
                 where = f" (key: {provider.key_page})" if provider.key_envs and provider.key_page else ""
                 detail = why + where
@@ -197,14 +197,14 @@ class Cascade:
                 continue
             assert use_model is not None
             try:
-                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout)
+                text, usage = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout)
             except ProviderFailure as failure:
                 self._report(candidate, failure, attempts)
                 continue
             if len(text) > MAX_ANSWER_CHARS:
                 text = text[:MAX_ANSWER_CHARS] + " […answer truncated]"
             attempts.append(Attempt(candidate.display_name, "answered"))
-            return LLMResponse(text, candidate.display_name, use_model, tuple(attempts))
+            return LLMResponse(text, candidate.display_name, use_model, tuple(attempts), usage)
         lines = "\n".join(f"  - {a.provider}: {a.outcome} ({a.reason})" for a in attempts)
         raise CourseError(
             f"No LLM provider answered:\n{lines}\nSet a key (see get_cascade().summary()) or add "
@@ -220,9 +220,9 @@ class Cascade:
         system_prompt: str | None,
         max_tokens: int,
         timeout: float,
-    ) -> str:
+    ) -> tuple[str, Usage | None]:
         if provider.protocol == "offline":
-            return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text
+            return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text, None
         key = find_key(provider)
         if provider.protocol == "gemini":
             assert key is not None
@@ -245,7 +245,10 @@ class Cascade:
 
 
 def get_cascade(
-    verbose: bool = True, providers: str | Sequence[str] | None = None, timeout: float | None = None
+    verbose: bool = True,
+    providers: str | Sequence[str] | None = None,
+    timeout: float | None = None,
+    max_images: int = MAX_IMAGES,
 ) -> Cascade:
     """The course's LLM: a :class:`Cascade` over every provider, the offline answerer last.
 
@@ -255,11 +258,12 @@ def get_cascade(
     providers : names in order (e.g. ``"gemini,openai,offline"``); default ``COURSE_LLM_PROVIDERS``
         or all of them.
     timeout : seconds per request; default ``COURSE_LLM_TIMEOUT`` or 60.
+    max_images : the most images one request may carry (more raise a :class:`CourseError`).
 
     Introduced in 04_multimodal_generation.
     """
     forget_missing_secrets()  # a secret added since the last call is looked up again
-    cascade = Cascade(providers=providers, timeout=timeout, verbose=verbose)
+    cascade = Cascade(providers=providers, timeout=timeout, verbose=verbose, max_images=max_images)
     if verbose:
         print(cascade.summary())
     return cascade
