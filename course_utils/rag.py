@@ -203,13 +203,13 @@ class ImageRAG:
         """
         return self.ask(question, "none", provider=provider, model=model)
 
-    def compare(self, question: str, k: int = 3) -> tuple[RAGResult, RAGResult]:
+    def compare(self, question: str, k: int = 3, metadata: str | None = None) -> tuple[RAGResult, RAGResult]:
         """The same question with retrieval (``both``) and without (``none``), under one system prompt.
 
         The blind call is pinned to the provider and model that answered with retrieval, where
         the LLM can be pinned.
         """
-        with_rag = self.answer(question, k=k)
+        with_rag = self.answer(question, k=k, metadata=metadata)
         return with_rag, self.answer_without_rag(question, provider=with_rag.provider, model=with_rag.model)
 
     def ask(
@@ -239,7 +239,10 @@ class ImageRAG:
         elif condition in ("all-images", "random"):
             hits = self._all_images(question) if condition == "all-images" else self._random(question, k)
             ids_only = condition == "all-images"
-            entries = [id_entry(h.rank, h.product) if ids_only else context_entry(h.rank, h.product, h.similarity, view) for h in hits]
+            entries = [
+                id_entry(h.rank, h.product) if ids_only else context_entry(h.rank, h.product, h.similarity, view)
+                for h in hits
+            ]
             prompt, match = build_rag_prompt(question, build_context(entries), len(hits)), True
             used = "every catalog image" if ids_only else f"random (seed {self.seed})"
         else:

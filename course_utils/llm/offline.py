@@ -104,6 +104,7 @@ def _describe_any(entry: dict) -> str:
 
 def _unchecked(intent: QueryIntent, entries: list[dict], has_images: bool) -> tuple[QueryIntent, list[str]]:
     """The question without the conditions no entry can be checked for, and why each cannot."""
+
     def known(key: str) -> bool:
         return any(e.get(key) is not None for e in entries)
 
@@ -154,7 +155,9 @@ def _answer_with_gaps(
         looks = [f"image {e['image']}: {e['seen'].describe()}" for e in entries if e.get("seen") is not None]
         more = f"; and {len(looks) - _SEEN_LISTED} more" if len(looks) > _SEEN_LISTED else ""
         saw = f" I saw {'; '.join(looks[:_SEEN_LISTED])}{more}." if looks else ""
-        return f"{OFFLINE_LABEL}{preface} None of the {len(entries)} {where} matches '{checked.describe()}'.{saw}{cannot}"
+        return (
+            f"{OFFLINE_LABEL}{preface} None of the {len(entries)} {where} matches '{checked.describe()}'.{saw}{cannot}"
+        )
     if checked.sort:
         priced = sorted((e for e in matches if e.get("price") is not None), key=lambda e: e["price"])
         if checked.sort == "desc":

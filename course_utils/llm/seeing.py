@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import COLOR_HEX, PATTERNS, SHAPES
+from ..catalog import COLOR_HEX, PATTERNS, SHAPES, Product
 from ..embeddings import BUNDLED_MODEL_DIR, load_clip
+from ..errors import CourseError
 from ..images import open_image
 
 __all__ = ["ATTRIBUTE_PROMPTS", "AttributeReader", "Seen", "default_reader"]
@@ -123,6 +124,28 @@ class AttributeReader:
                 if key is not None:
                     self._seen[key] = found[i]
         return [found[i] if i in found else self._seen[key] for i, (_, key) in enumerate(sources)]  # type: ignore[index]
+
+    def accuracy(self, products: Sequence[Product], images: Sequence[Any]) -> dict[str, Any]:
+        """How often the reading matches the catalog's labels, per attribute, on these pictures.
+
+        Returns ``model``, ``n`` and ``color`` / ``shape`` / ``pattern`` accuracies (0..1), and
+        ``errors``: the products read wrong, with what was seen. Introduced in 10_what_the_pictures_add.
+        """
+        products = list(products)
+        seen = self.read(images)
+        if len(seen) != len(products):
+            raise CourseError(f"Got {len(products)} products but {len(seen)} pictures; pass one picture per product.")
+        truth = {"color": "color_name", "shape": "shape", "pattern": "pattern"}
+        report: dict[str, Any] = {"model": self.model_id, "n": len(products)}
+        for attribute, field in truth.items():
+            right = [getattr(s, attribute) == getattr(p, field) for s, p in zip(seen, products, strict=True)]
+            report[attribute] = sum(right) / len(right) if right else None
+        report["errors"] = [
+            {"product": p.name, "seen": s.describe()}
+            for s, p in zip(seen, products, strict=True)
+            if (s.color, s.shape, s.pattern) != (p.color_name, p.shape, p.pattern)
+        ]
+        return report
 
 
 _DEFAULT: list[AttributeReader] = []
