@@ -124,7 +124,10 @@ def ablation_questions(products: Sequence[Product]) -> list[dict[str, Any]]:
 
 
 def first_per_type(questions: Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
-    """At most ``n`` questions of each type, in their order: a shorter run for a rate-limited API."""
+    """At most ``n`` questions of each type, in their order: a shorter run for a rate-limited API.
+
+    Introduced in 10_what_the_pictures_add.
+    """
     if not isinstance(n, int) or n < 1:
         raise CourseError(f"Keep at least 1 question of each type, not {n!r}.")
     kept, counts = [], {}

@@ -114,7 +114,10 @@ def context_entry(rank: int, product: Product, similarity: float | None = None, 
 
 
 def id_entry(rank: int, product: Product) -> str:
-    """An image's id and nothing else (its product name, unique in a catalog): ``[2] name: Widget B``."""
+    """An image's id and nothing else (its product name, unique in a catalog): ``[2] name: Widget B``.
+
+    Introduced in 10_what_the_pictures_add.
+    """
     return f"[{rank}] name: {_field(product.name)}"
 
 

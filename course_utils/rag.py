@@ -70,7 +70,7 @@ class Sent:
 
     ``image_tokens_source`` says where ``image_tokens`` comes from: ``reported`` (the provider
     counts image tokens apart), ``estimated`` (reported prompt tokens less the text's characters
-    / 4), ``no images`` or ``not reported``.
+    / 4), ``no images`` or ``not reported``. Introduced in 10_what_the_pictures_add.
     """
 
     images: int

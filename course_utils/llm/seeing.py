@@ -46,7 +46,10 @@ assert tuple(ATTRIBUTE_PROMPTS["pattern"]) == PATTERNS
 
 @dataclass(frozen=True)
 class Seen:
-    """What one picture shows, as read from its pixels: ``Seen("red", "circle", "solid")``."""
+    """What one picture shows, as read from its pixels: ``Seen("red", "circle", "solid")``.
+
+    Introduced in 10_what_the_pictures_add.
+    """
 
     color: str
     shape: str
@@ -152,7 +155,10 @@ _DEFAULT: list[AttributeReader] = []
 
 
 def default_reader() -> AttributeReader:
-    """The reader the offline answerer uses unless given one: the bundled mini-CLIP, loaded once."""
+    """The reader the offline answerer uses unless given one: the bundled mini-CLIP, loaded once.
+
+    Introduced in 10_what_the_pictures_add.
+    """
     if not _DEFAULT:
         _DEFAULT.append(AttributeReader())
     return _DEFAULT[0]
