@@ -31,7 +31,7 @@ from .rerank import rerank
 from .retrieval import Hit, Retrieval, retrieve
 from .workspace import catalog_images, catalog_index, report_environment
 
-__version__ = "0.1.0"
+__version__ = config.VERSION
 
 __all__ = [
     "COLOR_HEX",

@@ -23,7 +23,7 @@ def choose_threshold(present: Sequence[float], absent: Sequence[float]) -> dict[
     """The best-hit similarity above which a query counts as "in the catalog".
 
     Picks the cut with the fewest false accepts + false rejects on labelled present/absent
-    queries (the middle one when several tie). Introduced in 08_evaluating_image_rag.
+    queries (the middle one when several tie).
     """
     present, absent = np.sort(np.asarray(present, float)), np.sort(np.asarray(absent, float))
     if not len(present) or not len(absent):
@@ -65,10 +65,7 @@ _CALIBRATIONS: dict[tuple[int, str, int], tuple[weakref.ref, dict[str, float] | 
 
 
 def refusal_calibration(index: Any, embedder: Any) -> dict[str, float] | None:
-    """:func:`calibrate_refusal` for this index and model, computed once and then remembered.
-
-    Introduced in 03_image_retrieval.
-    """
+    """:func:`calibrate_refusal` for this index and model, computed once and then remembered."""
     key = (id(index), embedder.model_id, len(index))
     known = _CALIBRATIONS.get(key)
     if known is not None and known[0]() is index:

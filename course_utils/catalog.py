@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import CourseError
-from .files import slugify, write_atomic
+from .files import image_stem, write_atomic
 
 __all__ = [
     "COLOR_HEX",
@@ -93,8 +93,11 @@ class Product:
 
     @property
     def slug(self) -> str:
-        """A file-name-safe form of the name: ``Widget A`` -> ``widget_a``."""
-        return slugify(self.name)
+        """The name of the product's image file, without ``.png``: ``Widget A`` -> ``widget_a``.
+
+        Unique per product: see :func:`image_stem`.
+        """
+        return image_stem(self.name)
 
     def metadata_line(self) -> str:
         """One line describing the product, as it appears in an LLM prompt."""
@@ -187,9 +190,22 @@ def generate_catalog(n: int = 40, seed: int = 0) -> list[Product]:
 
 
 def _clean_text(value: str) -> str:
-    """Drop control characters and squeeze whitespace: product text ends up inside prompts."""
+    """Drop control characters and squeeze whitespace: product text ends up inside prompts.
+
+    NFC: a name typed as ``é`` and one typed as ``e`` + accent are one name.
+    """
+    value = unicodedata.normalize("NFC", value)
     value = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in value)
     return " ".join(value.split())[:MAX_TEXT_FIELD]
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A short repr for a message: a 400-digit number is not worth printing whole."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print integers of more than 4,300 digits
+        text = f"an {type(value).__name__} too long to show"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def product_from_dict(data: object, position: int | None = None) -> Product:
@@ -225,8 +241,12 @@ def product_from_dict(data: object, position: int | None = None) -> Product:
     if not _HEX_RE.match(color):
         raise CourseError(f"{where}: field 'color' is {color!r}; use a hex colour like '#E74C3C'.")
     price = data["price"]
-    if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
-        raise CourseError(f"{where}: field 'price' is {price!r}; use a number >= 0 such as 12.99.")
+    try:
+        usable = not isinstance(price, bool) and isinstance(price, (int, float)) and 0 <= float(price) < math.inf
+    except OverflowError:  # an integer with hundreds of digits
+        usable = False
+    if not usable:
+        raise CourseError(f"{where}: field 'price' is {_shown(price)}; use a number >= 0 such as 12.99.")
     return Product(
         name=clean["name"],
         shape=shape,
@@ -266,10 +286,16 @@ def load_catalog(path: str | os.PathLike) -> list[Product]:
         raise CourseError(f"Catalog file not found: {path}. Create it with `python -m course_utils catalog`.") from None
     except OSError as exc:
         raise CourseError(f"Cannot read catalog file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise CourseError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CourseError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+    except RecursionError:
+        raise CourseError(f"{path} is nested too deeply to be a catalog.") from None
+    except ValueError as exc:  # e.g. a number of more than 4,300 digits
+        raise CourseError(f"{path} is not valid JSON ({exc}).") from None
     if isinstance(data, dict) and "products" in data:
         data = data["products"]
     if not isinstance(data, list):
@@ -281,7 +307,7 @@ def load_catalog(path: str | os.PathLike) -> list[Product]:
 
 
 def save_catalog(products: Sequence[Product], path: str | os.PathLike) -> Path:
-    """Save products as a ``catalog.json`` list. Introduced in 01_synthetic_catalog."""
+    """Save products as a ``catalog.json`` list."""
     products = validate_catalog(products)
     path = Path(path)
     text = json.dumps([p.to_dict() for p in products], indent=2, ensure_ascii=False) + "\n"
@@ -298,6 +324,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    """``"#E74C3C"`` -> ``(231, 76, 60)``. Introduced in 01_synthetic_catalog."""
     color = color.lstrip("#")
     return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
 

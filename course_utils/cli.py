@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from PIL import Image
 
 from .errors import CourseError
 from .indexing import PARALLEL
@@ -170,6 +175,47 @@ def _model_source_for(model_id: str) -> str | None:
     return None if "@" in model_id else model_id
 
 
+def _shown(text: object, keep: str = "") -> str:
+    """Text safe to print: control characters, escape codes and undecodable bytes appear as escapes.
+
+    A file name may hold ``\\x1b[31m`` or a line break, and one made of bytes that are not UTF-8
+    could not even be printed; ``keep`` names the characters to leave alone (a line break in an answer).
+    """
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in str(text))
+
+
+def _json(data: object, indent: int | None = None) -> str:
+    """JSON text, with NaN and infinity (which JSON cannot hold) written as null."""
+
+    def finite(value: object) -> object:
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(item) for item in value]
+        return value
+
+    return json.dumps(finite(data), indent=indent, allow_nan=False)
+
+
+def _writable_folder(folder: Path, flag: str) -> None:
+    """Make sure ``folder`` exists and takes new files, before any long work starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise CourseError(f"{flag} {folder}: cannot write there ({exc.strerror or exc}).") from None
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """Counts of 0 or less are mistakes, not a request for the default."""
+    for name in ("batch_size", "workers", "steps"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CourseError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+
+
 def _price(price: float | None) -> str:
     return "unknown" if price is None else f"${price:.2f}"
 
@@ -179,8 +225,8 @@ def _hits_table(hits) -> str:
     for h in hits:
         weak = "  (weak)" if h.weak else ""
         rows.append(
-            f"{h.rank:>4}  {h.product.name[:18]:<18} {h.similarity:>10.3f}  {_price(h.product.price):>8}  "
-            f"{Path(h.path).name}{weak}"
+            f"{h.rank:>4}  {_shown(h.product.name)[:18]:<18} {h.similarity:>10.3f}  {_price(h.product.price):>8}  "
+            f"{_shown(Path(h.path).name)}{weak}"
         )
     return "\n".join(rows)
 
@@ -192,8 +238,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         products = generate_catalog(args.generate, seed=args.seed)
     else:
         products = load_catalog(args.catalog) if args.catalog else default_catalog()
+    _writable_folder(Path(args.out), "--out")
     paths = render_catalog(products, args.out)
-    print(f"Rendered {len(paths)} products to {args.out}/ (catalog.json beside them).")
+    print(f"Rendered {len(paths)} products to {_shown(args.out)}/ (catalog.json beside them).")
     return 0
 
 
@@ -218,13 +265,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         skipped = [*skipped, *index.skipped]
         if args.json:
             summary = {"indexed": len(index), "skipped": skipped, **index.last_build}
-            print(json.dumps({**summary, "store": str(store), "model": index.model_id}))
+            print(_json({**summary, "store": str(store), "model": index.model_id}))
         else:
             done = ", ".join(f"{n} {what}" for what, n in index.last_build.items())
-            print(f"Indexed {len(index)} images with {index.model_id} into {store} ({done}).")
+            print(f"Indexed {len(index)} images with {_shown(index.model_id)} into {_shown(store)} ({done}).")
             if skipped:
                 print(_skipped_table(skipped))
         return 0
+    target = Path(store.location or args.out)
+    _writable_folder(target if target.is_dir() else target.parent, "--store" if store.location else "--out")
     index, run = index_files(
         products,
         paths,
@@ -239,13 +288,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     counts = {"embedded": run.embedded, "cached": run.cached, "seconds": round(run.seconds, 3)}
     if args.json:
         print(
-            json.dumps(
+            _json(
                 {"indexed": len(index), "skipped": index.skipped, "index": str(out), "model": index.model_id, **counts}
             )
         )
         return 0
     print(
-        f"Indexed {len(index)} images with {index.model_id} into {out} "
+        f"Indexed {len(index)} images with {_shown(index.model_id)} into {_shown(out)} "
         f"({run.embedded} embedded, {run.cached} from the cache, {run.images_per_second:.1f} images/s)."
     )
     if index.skipped:
@@ -260,7 +309,7 @@ def _skipped_table(skipped: list[dict], limit: int = 30) -> str:
         reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
     rows = [f"Skipped {len(skipped)} file(s):", f"  {'file':<40}  reason"]
     for item in sorted(skipped, key=lambda s: (-reasons[s["reason"]], s["path"]))[:limit]:
-        rows.append(f"  {Path(item['path']).name[:40]:<40}  {item['reason']}")
+        rows.append(f"  {_shown(Path(item['path']).name)[:40]:<40}  {_shown(item['reason'])}")
     if len(skipped) > limit:
         rows.append(f"  ... and {len(skipped) - limit} more (use --json for the full list)")
     return "\n".join(rows)
@@ -273,7 +322,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     found = retrieve(args.query, index, embedder, k=args.k, plan=args.plan)
     if args.json:
         print(
-            json.dumps(
+            _json(
                 {
                     "query": found.query,
                     "model": index.model_id,
@@ -285,9 +334,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"Query: {found.query}   (model {index.model_id}, plan {found.plan})")
+    print(f"Query: {_shown(found.query)}   (model {_shown(index.model_id)}, plan {found.plan})")
     if found.note:
-        print(f"Note: {found.note}")
+        print(f"Note: {_shown(found.note)}")
     print(_hits_table(found))
     if not found.match:
         print("No product stands out for this query: the catalog may not have it.")
@@ -302,7 +351,7 @@ def _sent_line(result) -> str:
         tokens = sent.image_tokens_source
     else:
         tokens = f"{sent.image_tokens} image tokens ({sent.image_tokens_source})"
-    return f"Sent ({result.condition}, {result.metadata} rows): {sent.images} image(s), {sent.prompt_chars} characters, {tokens}."
+    return f"Sent ({result.condition}, {result.metadata} rows): {sent.images} image(s), {sent.prompt_chars} characters, {_shown(tokens)}."
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -318,16 +367,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     rag = ImageRAG(index, embedder, llm, plan=args.plan, metadata=args.metadata, seed=args.seed)
     result = rag.ask(args.question, context, k=args.k)
     if args.json:
-        print(json.dumps({"query": result.question, "model": index.model_id, **result.to_dict()}))
+        print(_json({"query": result.question, "model": index.model_id, **result.to_dict()}))
         return 0
-    if result.hits:
-        print(f"Question: {result.question}   (model {index.model_id}, plan {result.plan})")
+    if result.used_rag:
+        print(f"Question: {_shown(result.question)}   (model {_shown(index.model_id)}, plan {result.plan})")
         if result.note:
-            print(f"Note: {result.note}")
+            print(f"Note: {_shown(result.note)}")
         print(_hits_table(result.hits))
         print()
-    print(f"Answer ({result.provider}, {result.model}{'' if result.used_rag else ', no RAG'}):")
-    print(result.answer)
+    print(f"Answer ({_shown(result.provider)}, {_shown(result.model)}{'' if result.used_rag else ', no RAG'}):")
+    print(_shown(result.answer, keep="\n"))  # an answer comes from a server: no escape codes reach the terminal
     print(_sent_line(result))
     return 0
 
@@ -343,10 +392,13 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     conditions = [check_condition(c.strip()) for c in args.conditions.split(",") if c.strip()]
     products = load_catalog(args.catalog) if args.catalog else default_catalog()
     questions = load_ablation_questions(args.questions) if args.questions else None
-    embedder = load_clip(args.model, device=args.device)
-    index = catalog_index(embedder, products)
     if args.per_type is not None:
         questions = first_per_type(questions or ablation_questions(products), args.per_type)
+    out = Path(args.out) if args.out else None
+    if out:
+        _writable_folder(out.parent, "--out")
+    embedder = load_clip(args.model, device=args.device)
+    index = catalog_index(embedder, products)
     llm = get_cascade(verbose=False, providers=args.provider, max_images=ALL_IMAGES_LIMIT)
     rag = ImageRAG(index, embedder, llm, metadata=args.metadata, seed=args.seed)
     report = run_ablation(
@@ -357,11 +409,10 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         progress=lambda message: print(f"ablation: {message}", file=sys.stderr, flush=True),
     )
     report["catalog"] = args.catalog or "default"
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(report) if args.json else format_table(report))
+    if out:
+        out.write_text(_json(report, indent=1) + "\n", encoding="utf-8")
+    print(_json(report) if args.json else _shown(format_table(report), keep="\n"))
+    return 0
     return 0
 
 
@@ -369,7 +420,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import format_report, run_eval
 
     report = run_eval(args.queries, catalog_path=args.catalog, model=args.model, device=args.device)
-    print(json.dumps(report) if args.json else format_report(report))
+    print(_json(report) if args.json else _shown(format_report(report), keep="\n"))
     return 0
 
 
@@ -377,8 +428,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .mini_clip.train import train_mini_clip
 
     kwargs = {"steps": args.steps} if args.steps else {}
+    _writable_folder(Path(args.out), "--out")
     result = train_mini_clip(args.out, seed=args.seed, device=args.device, **kwargs)
-    print(f"Trained for {result['elapsed_s']:.0f} s; model saved to {args.out}/.")
+    print(f"Trained for {result['elapsed_s']:.0f} s; model saved to {_shown(args.out)}/.")
     return 0
 
 
@@ -392,6 +444,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CourseError(f"--sizes {args.sizes!r}: give index sizes separated by commas, e.g. 1000,100000.") from None
     if not sizes or min(sizes) < 10:
         raise CourseError("--sizes: each index size must be at least 10.")
+    out = Path(args.out) if args.out else None
+    _writable_folder(out.parent if out else cache_dir() / "bench", "--out" if out else "the cache folder")
     result = run_bench(
         arch=args.arch,
         device=args.device,
@@ -419,13 +473,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             vectors="clustered",
             progress=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
         )
-    out = Path(args.out) if args.out else None
     name = f"bench-{result['arch']}-{result['device'].replace(':', '')}.png"
     result["plot"] = str(save_plot(result, out.with_suffix(".png") if out else cache_dir() / "bench" / name))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result) if args.json else f"{format_table(result)}\n\nPlot: {result['plot']}")
+        out.write_text(_json(result, indent=2) + "\n")
+    print(_json(result) if args.json else f"{format_table(result)}\n\nPlot: {result['plot']}")
     if args.chroma and not args.json:
         from .bench import format_bench
 
@@ -446,11 +499,26 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``python -m course_utils ...``) on ``argv``; return the exit code.
+
+    Introduced in 09_scaling_with_a_vector_database.
+    """
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        _check_counts(args)
+        with warnings.catch_warnings():
+            # every refused image is listed with its reason; Pillow's warning about it is noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return COMMANDS[args.command](args)
     except CourseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_shown(exc, keep=chr(10))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the system refused: the path says what to fix
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{_shown(where)}: {_shown(exc.strerror or exc)}.", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: not enough memory for this; try fewer or smaller inputs.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

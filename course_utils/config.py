@@ -5,7 +5,8 @@ configuration table is checked against it by a test. Values are read at call tim
 set in a notebook cell (or a ``.env`` file loaded later) takes effect on the next call.
 Arguments always win over the environment, and the environment over the defaults.
 
-Introduced in 01_synthetic_catalog (the setup cell reports what these settings select).
+Introduced in 04_multimodal_generation (`config.offline()`); the setup cell of every notebook reports what these
+settings select.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .errors import CourseError
 __all__ = [
     "DEFAULT_CLIP_MODEL",
     "SETTINGS",
+    "VERSION",
     "Setting",
     "cache_dir",
     "clip_model",
@@ -35,6 +37,8 @@ __all__ = [
     "store",
 ]
 
+#: The course package's version (pyproject.toml says the same; a test keeps them equal).
+VERSION = "0.1.0"
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_LLM_TIMEOUT = 60.0
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
@@ -101,8 +105,11 @@ def clip_model(model: str | os.PathLike | None = None) -> str:
 
 
 def cache_dir() -> Path:
-    """``COURSE_CACHE_DIR``, else ``~/.cache/image-rag-course``. Introduced in 03_image_retrieval."""
-    return Path(env("COURSE_CACHE_DIR") or Path.home() / ".cache" / "image-rag-course").expanduser()
+    """``COURSE_CACHE_DIR``, else ``~/.cache/image-rag-course``; a file there is an error, not a cache."""
+    path = Path(env("COURSE_CACHE_DIR") or Path.home() / ".cache" / "image-rag-course").expanduser()
+    if path.exists() and not path.is_dir():
+        raise CourseError(f"The cache folder {path} is a file: set COURSE_CACHE_DIR to a folder.")
+    return path
 
 
 def store(spec: str | None = None) -> str:
@@ -149,10 +156,7 @@ def hub_endpoint() -> str:
 
 
 def load_dotenv_file() -> None:
-    """Load a ``.env`` file from the current directory or a parent; set variables always win.
-
-    Introduced in 04_multimodal_generation.
-    """
+    """Load a ``.env`` file from the current directory or a parent; set variables always win."""
     from dotenv import find_dotenv, load_dotenv
 
     path = find_dotenv(usecwd=True)

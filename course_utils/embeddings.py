@@ -47,15 +47,37 @@ def pick_device(device: str | None = None) -> str:
     import torch
 
     if device:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise CourseError(f"device={device!r} was asked for, but PyTorch sees no CUDA GPU; use 'cpu'.")
-        return device
+        return _check_device(device, torch)
     if torch.cuda.is_available():
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
+
+
+def _check_device(device: str, torch: Any) -> str:
+    """``device`` if this machine has it, else a CourseError saying what to use."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError, TypeError):
+        raise CourseError(f"device={device!r} is not a device name; use 'cpu', 'cuda' or 'mps'.") from None
+    if kind == "cpu":
+        return device
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise CourseError(f"device={device!r} was asked for, but PyTorch sees no CUDA GPU; use 'cpu'.")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise CourseError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s).")
+        return device
+    for module in (getattr(torch.backends, kind, None), getattr(torch, kind, None)):
+        available = getattr(module, "is_available", None)
+        if kind != "meta" and callable(available) and available():
+            return device  # mps on a Mac, xpu, ...: whatever this PyTorch can use
+    raise CourseError(
+        f"device={device!r} is not available on this machine; use 'cpu' (or 'cuda', 'mps' where present)."
+    )
 
 
 def features_to_array(output: Any) -> np.ndarray:
@@ -72,7 +94,10 @@ def features_to_array(output: Any) -> np.ndarray:
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Scale each row to length 1 (float32), so a dot product is a cosine similarity."""
+    """Scale each row to length 1 (float32), so a dot product is a cosine similarity.
+
+    Introduced in 02_clip_embeddings.
+    """
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -224,8 +249,9 @@ def load_clip(model: str | os.PathLike | None = None, device: str | None = None)
                 return _remember(key, model_obj, processor, name, device)
     try:
         model_obj, processor = _from_pretrained(source)
-    except OSError as exc:
-        raise CourseError(f"Cannot load a CLIP model from {source}: {exc}") from None
+    except Exception as exc:  # a damaged or foreign folder fails in many ways, all of them the folder's
+        reason = " ".join(str(exc).split())[:300]
+        raise CourseError(f"Cannot load a CLIP model from {source}: {type(exc).__name__}: {reason}") from None
     return _remember(key, model_obj, processor, source, device)
 
 

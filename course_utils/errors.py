@@ -7,4 +7,5 @@ class CourseError(Exception):
     """A problem the user can fix: the message says what went wrong and what to do.
 
     The command line prints it as one line and exits with code 2; tracebacks are for bugs.
+    Introduced in 01_synthetic_catalog.
     """

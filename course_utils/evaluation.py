@@ -1,7 +1,8 @@
 """Measuring retrieval: labelled queries, ranking metrics and a whole-catalog evaluation.
 
 A labelled query names every catalog product that answers it; the metrics compare that set with
-the ranking CLIP produces. Introduced in 07_train_your_own_clip (used again in 08_evaluating_image_rag).
+the ranking CLIP produces. Introduced in 06_exercises (exercise (b)); used again in
+07_train_your_own_clip and 08_evaluating_image_rag.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ DEFAULT_LABELLED_QUERIES: tuple[dict[str, Any], ...] = tuple(
 def hit_at_k(ranks: Sequence[int], k: int) -> float:
     """1.0 when any relevant product is ranked within the first ``k``, else 0.0.
 
-    ``ranks`` are the 1-based ranks of the relevant products. Introduced in 07_train_your_own_clip.
+    ``ranks`` are the 1-based ranks of the relevant products.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -81,7 +82,7 @@ def hit_at_k(ranks: Sequence[int], k: int) -> float:
 def reciprocal_rank(ranks: Sequence[int]) -> float:
     """1 / (rank of the best-ranked relevant product); 0.0 when there is none.
 
-    Averaged over queries this is the mean reciprocal rank (MRR). Introduced in 07_train_your_own_clip.
+    Averaged over queries this is the mean reciprocal rank (MRR).
     """
     return 1.0 / min(ranks) if ranks else 0.0
 
@@ -89,7 +90,7 @@ def reciprocal_rank(ranks: Sequence[int]) -> float:
 def r_precision(ranks: Sequence[int]) -> float:
     """The fraction of the R relevant products found in the top R (R = ``len(ranks)``).
 
-    1.0 means the relevant products fill the first places. Introduced in 07_train_your_own_clip.
+    1.0 means the relevant products fill the first places. Introduced in 08_evaluating_image_rag.
     """
     if not ranks:
         return 0.0
@@ -98,10 +99,7 @@ def r_precision(ranks: Sequence[int]) -> float:
 
 
 def recall_at_k(ranks: Sequence[int], k: int) -> float:
-    """The fraction of the relevant products ranked within the first ``k``.
-
-    Introduced in 08_evaluating_image_rag.
-    """
+    """The fraction of the relevant products ranked within the first ``k``."""
     return sum(1 for rank in ranks if rank <= k) / len(ranks) if ranks else 0.0
 
 
@@ -135,7 +133,6 @@ def load_queries(path: str | os.PathLike) -> list[dict[str, Any]]:
 
     An empty ``relevant`` list marks a query for something the catalog does not have: it is not
     scored, but its best similarity is recorded. Extra keys (such as ``attributes``) are kept.
-    Introduced in 07_train_your_own_clip.
     """
     path = Path(path)
     try:
@@ -153,6 +150,10 @@ def load_queries(path: str | os.PathLike) -> list[dict[str, Any]]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CourseError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object.") from None
+        except RecursionError:
+            raise CourseError(f"{where}: nested too deeply; each line must be one flat JSON object.") from None
+        except ValueError as exc:  # e.g. a number of more than 4,300 digits
+            raise CourseError(f"{where}: not valid JSON ({exc}).") from None
         if not isinstance(item, dict):
             raise CourseError(f'{where}: expected a JSON object like {{"query": ..., "relevant": [...]}}.')
         query = item.get("query")
@@ -197,7 +198,7 @@ def evaluate_retrieval(
     and ``r_precision``, and ``per_query`` records (``ranks`` 1-based; ``best_similarity`` is the
     top-ranked product's similarity, scored or not, for calibrating "not in the catalog").
 
-    Introduced in 07_train_your_own_clip.
+    Introduced in 06_exercises.
     """
     image_embeddings = np.asarray(image_embeddings, dtype=np.float32)
     if image_embeddings.ndim != 2 or len(image_embeddings) != len(products):
@@ -282,7 +283,7 @@ def format_report(report: Mapping[str, Any], top: int = 3) -> str:
     """A plain-text table of an :func:`evaluate_retrieval` result: the means, then one line a query.
 
     Scored queries show their R-precision, the ranks of the relevant products and the best-ranked
-    names; queries for absent products show only the best similarity. Introduced in 07_train_your_own_clip.
+    names; queries for absent products show only the best similarity. Introduced in 08_evaluating_image_rag.
     """
     lines = [
         f"Model {report['model']}: {report['n_queries']} queries"
@@ -325,7 +326,7 @@ def run_eval(
 
     The queries come from ``queries_path``, or are generated from the catalog when it is None.
     The catalog is the default eight products when ``catalog_path`` is None. Backs
-    ``python -m course_utils eval``. Introduced in 07_train_your_own_clip.
+    ``python -m course_utils eval``.
     """
     products = load_catalog(catalog_path) if catalog_path is not None else default_catalog()
     queries = load_queries(queries_path) if queries_path is not None else generate_queries(products)

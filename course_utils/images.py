@@ -1,19 +1,18 @@
-"""Opening images safely and turning any image into RGB.
-
-Introduced in 02_clip_embeddings.
-"""
+"""Opening images safely and turning any image into RGB."""
 
 from __future__ import annotations
 
 import errno
 import io
 import os
+import stat
 import struct
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from .errors import CourseError
+from .files import NotRegularFile, open_regular
 
 __all__ = ["MAX_PIXELS", "open_image", "read_error_reason", "to_rgb", "UnusableImage"]
 
@@ -21,6 +20,16 @@ ImageLike = str | os.PathLike | Image.Image
 
 #: Pillow's decompression-bomb guard, made an error: a 100-megapixel photo is already unusual.
 MAX_PIXELS = 100_000_000
+#: Longest side over shortest side. A model's processor scales the short side up to its input size
+#: (224 px), so a 372-byte 100000x1 PNG would need 22.4 million x 224 pixels (11 GB). At 100:1 that
+#: resize costs about 50 MB, what a 12-megapixel photo costs to decode; the widest real panoramas
+#: are near 10:1, and of a 100:1 strip the model's centre crop sees only 1% anyway.
+MAX_ASPECT_RATIO = 100
+
+# Pillow warns above its own limit (89 million pixels) and refuses above twice that. The course
+# refuses above MAX_PIXELS with a reason, so a warning below that limit would only be noise.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -48,7 +57,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 class UnusableImage(CourseError):
     """A file that cannot be used as an image; ``reason`` says why in a few words.
 
-    Indexing collects these as ``{"path", "reason"}`` and carries on. Introduced in 03_image_retrieval.
+    Indexing collects these as ``{"path", "reason"}`` and carries on.
     """
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -67,21 +76,91 @@ def read_error_reason(path: Path, exc: OSError) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a directory, not an image"
+    if isinstance(exc, NotRegularFile):
+        return "not a regular file"
     return f"cannot read the file ({exc.strerror or exc})"
+
+
+def check_size(path: str | os.PathLike, width: int, height: int) -> None:
+    """Refuse sizes that would cost far more memory than the file: too many pixels, or a thin strip.
+
+    Raises :class:`UnusableImage` saying which limit was passed.
+    """
+    if width * height > MAX_PIXELS:
+        raise UnusableImage(
+            path,
+            f"{width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit "
+            "(a decompression bomb or a huge scan); resize it first",
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        ratio = max(width, height) / max(1, min(width, height))
+        raise UnusableImage(
+            path,
+            f"{width}x{height} pixels is too elongated ({ratio:.0f}:1, over {MAX_ASPECT_RATIO}:1): resizing it "
+            "for the model would take far more memory than the file suggests; crop it first",
+        )
+
+
+#: The most bytes read from one image file into memory: above any image under the pixel limit
+#: in a usual format (a 100-megapixel uncompressed RGB TIFF is 300 MB).
+MAX_FILE_BYTES = 512 * 2**20
+
+
+def _check_regular(path: str | os.PathLike, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise UnusableImage(path, "is a directory, not an image")
+    if not stat.S_ISREG(mode):  # a FIFO would block, a device such as /dev/zero never ends
+        raise UnusableImage(path, "not a regular file")
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Raise :class:`UnusableImage` unless ``path`` is a regular file, without opening it.
+
+    Answering uses this on indexed paths: a file may have gone, or become a FIFO, since indexing.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise UnusableImage(path, read_error_reason(path, exc)) from None
+    _check_regular(path, info.st_mode)
+
+
+def read_image_file(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of an image file, read without ever blocking.
+
+    The file is opened with :func:`~course_utils.files.open_regular`, so a FIFO, a device
+    (``/dev/zero``) or a file over ``max_bytes`` (default :data:`MAX_FILE_BYTES`) is refused with
+    :class:`UnusableImage` before anything is read.
+    """
+    path = Path(path)
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    try:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise UnusableImage(path, f"{size / 2**20:,.0f} MB is over the {limit / 2**20:,.0f} MB limit")
+            data = fh.read(limit + 1)  # a file that grows while it is read is cut off, not followed
+    except OSError as exc:
+        raise UnusableImage(path, read_error_reason(path, exc)) from None
+    if len(data) > limit:
+        raise UnusableImage(path, f"over the {limit / 2**20:,.0f} MB limit")
+    return data
 
 
 def open_image(source: ImageLike | bytes, min_size: int | None = None, name: str | None = None) -> Image.Image:
     """Open a path, raw file bytes or a PIL image: EXIF rotation applied, first frame, RGB.
 
-    The pixel count is checked from the header, before any decoding, so a decompression bomb
-    costs no memory. ``min_size`` lets a large JPEG decode at 1/2, 1/4 or 1/8 scale (DCT
-    scaling) as long as both sides stay at least ``min_size`` pixels: much faster for photos
-    that are resized to the model's input anyway.
+    The size is checked (:func:`check_size`) from the header, before any decoding, so a
+    decompression bomb or a thin strip costs no memory. ``min_size`` lets a large JPEG decode at
+    1/2, 1/4 or 1/8 scale (DCT scaling) as long as both sides stay at least ``min_size`` pixels:
+    much faster for photos that are resized to the model's input anyway.
 
     Raises :class:`UnusableImage` (a :class:`CourseError`) with the reason for files that are
     not usable images.
     """
     if isinstance(source, Image.Image):
+        check_size(name or "image", *source.size)
         return to_rgb(source)
     if isinstance(source, bytes):
         path, fp = Path(name or "image"), io.BytesIO(source)
@@ -90,12 +169,7 @@ def open_image(source: ImageLike | bytes, min_size: int | None = None, name: str
         fp = path
     try:
         with Image.open(fp) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise UnusableImage(
-                    path,
-                    f"{image.width}x{image.height} pixels is over the {MAX_PIXELS:,}-pixel limit "
-                    "(a decompression bomb or a huge scan); resize it first",
-                )
+            check_size(path, image.width, image.height)
             image.seek(0)  # animated GIF/WebP: the first frame
             if min_size and image.format == "JPEG":
                 image.draft("RGB", (min_size, min_size))

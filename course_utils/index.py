@@ -84,7 +84,7 @@ class MetadataFilter:
     """The metadata rules of a question: allowed categories and a price range (empty: everything).
 
     A database backend runs them as a query (Chroma's ``where=``); the NumPy index checks each row.
-    Introduced in 08_evaluating_image_rag.
+    Introduced in 09_scaling_with_a_vector_database.
     """
 
     categories: frozenset[str] = frozenset()
@@ -204,9 +204,14 @@ class ImageIndex:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one ``.npz`` holding the embeddings and a JSON manifest, atomically."""
+        """Write one ``.npz`` holding the embeddings and a JSON manifest, atomically.
+
+        An existing folder gets the file inside it, as ``index.npz``. Returns the path written.
+        """
         path = Path(path)
-        if path.suffix != ".npz":
+        if path.is_dir():
+            path = path / "index.npz"
+        elif path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         manifest = {
             "format": INDEX_FORMAT,
@@ -235,9 +240,18 @@ class ImageIndex:
             products = [_product_from_manifest(p, i) for i, p in enumerate(manifest["products"])]
             skipped = [dict(s) for s in manifest.get("skipped", [])]
             dtype = "float16" if embeddings.dtype == np.float16 else "float32"
-            return cls(embeddings, products, list(manifest["paths"]), str(manifest["model_id"]), skipped, dtype)
+            index = cls(embeddings, products, list(manifest["paths"]), str(manifest["model_id"]), skipped, dtype)
+            if not len(index):
+                raise CourseError("it holds no images")
+            if not np.isfinite(index.embeddings).all():
+                raise CourseError("some of its vectors are not finite (NaN or infinity)")
+            return index
         except CourseError as exc:
-            raise CourseError(f"{path} is not a valid index: {exc}") from None
+            raise CourseError(
+                f"{path} is not a valid index: {exc}; rebuild it with `python -m course_utils index`."
+            ) from None
+        except RecursionError:
+            raise CourseError(f"{path} is not a valid index file (its manifest is nested too deeply).") from None
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise CourseError(
                 f"{path} is not a valid index file ({type(exc).__name__}); rebuild it with "

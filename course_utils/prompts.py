@@ -8,7 +8,8 @@ Introduced in 04_multimodal_generation.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
 
 from .catalog import Product
 from .errors import CourseError
@@ -27,6 +28,7 @@ __all__ = [
     "build_rag_prompt",
     "context_entry",
     "id_entry",
+    "image_ranks_of",
     "parse_context",
     "question_of",
     "system_prompt",
@@ -80,17 +82,34 @@ SYSTEM_PROMPT_NO_CONTEXT = system_prompt("none")
 _ENTRY = re.compile(r"^\[(\d+)\]\s+(.*)$")
 
 
+#: Characters a reader takes for the fence's angle brackets or the field separator, although
+#: Unicode does not fold them into ``<``, ``>`` or ``|``.
+_LOOKALIKES = frozenset("‹›«»〈〉《》⟨⟩⟪⟫❬❭❮❯❰❱⧼⧽˂˃ᐸᐳ⦉⦊≺≻⋖⋗│┃∣ǀ❘¦")
+
+
+def _neutral(char: str) -> str:
+    """A space for a character that reads as ``<``, ``>`` or ``|``; the character itself otherwise.
+
+    NFKD folds full-width ``＜``, small ``﹤`` and ``≮`` (``<`` with a stroke) to the ASCII form.
+    Only such characters go: the rest of the text (``é``, ``½``, ``™``) stays as the catalog has it,
+    so the names the model reads are the names the grounding check looks for.
+    """
+    if char in _LOOKALIKES or not set(unicodedata.normalize("NFKD", char)).isdisjoint("<>|"):
+        return " "
+    return char
+
+
 def _field(value: object) -> str:
     """A field as it may appear inside the context: one line, no tags, no separators."""
     text = " ".join(str(value).split())
-    return re.sub(r"[<>|]", " ", text).strip()
+    return " ".join("".join(map(_neutral, text)).split())
 
 
 def context_entry(rank: int, product: Product, similarity: float | None = None, view: str = "full") -> str:
     """One ranked catalog line, e.g. ``[1] name: Widget A | color: red | ... | price: $12.99``.
 
     ``view="shop"`` keeps only what a shop database holds: name, price and category (no colour,
-    shape, pattern or free-text description).
+    shape, pattern or free-text description). Introduced in 06_exercises.
     """
     if view not in METADATA_VIEWS:
         raise CourseError(f"Unknown metadata view {view!r}; use one of {', '.join(METADATA_VIEWS)}.")
@@ -122,7 +141,7 @@ def id_entry(rank: int, product: Product) -> str:
 
 
 def build_context(entries: Iterable[str]) -> str:
-    """Fence ranked entries in the context tags."""
+    """Fence ranked entries in the context tags. Introduced in 06_exercises."""
     return "\n".join([CONTEXT_OPEN, *entries, CONTEXT_CLOSE])
 
 
@@ -132,16 +151,29 @@ NO_MATCH_NOTE = (
 )
 
 
-def build_rag_prompt(question: str, context: str, n_images: int, match: bool = True) -> str:
+def build_rag_prompt(
+    question: str, context: str, n_images: int, match: bool = True, image_ranks: Sequence[int] | None = None
+) -> str:
     """The user prompt for a grounded answer: how images map to entries, the context, the question.
 
-    ``match=False`` adds a note that retrieval found nothing that really matches.
+    ``match=False`` adds a note that retrieval found nothing that really matches. ``image_ranks``
+    names the entries the images show, in order, when not every entry has one (an image file
+    that is gone, or more entries than a request may carry images). Introduced in 04_multimodal_generation.
     """
-    images = (
-        f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
-        if n_images
-        else ""
-    )
+    if image_ranks is not None:
+        shown = ", ".join(f"[{rank}]" for rank in image_ranks)
+        images = (
+            f"The {len(image_ranks)} attached image(s) show entries {shown}, in that order; "
+            "the other entries have no image.\n"
+            if image_ranks
+            else "No images are attached: answer from the catalog entries.\n"
+        )
+    elif n_images:
+        images = (
+            f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
+        )
+    else:
+        images = ""
     evidence = "catalog entries and product images" if n_images else "catalog entries"
     return (
         f"Answer the question using only the {evidence} below.\n"
@@ -181,6 +213,21 @@ def parse_context(prompt: str) -> list[dict] | None:
         entry["color_name"] = entry.pop("color", None)
         entries.append(entry)
     return entries
+
+
+_IMAGE_RANKS = re.compile(r"attached image\(s\) show entries ((?:\[\d+\](?:, )?)+), in that order")
+
+
+def image_ranks_of(prompt: str) -> list[int] | None:
+    """The entries the attached images show, in order, when the prompt says so (see
+    :func:`build_rag_prompt`); None when image *i* is entry [*i*]. Only the text before the
+    context block is read, so no catalog entry can change it.
+    """
+    head = prompt.split(CONTEXT_OPEN, 1)[0]
+    if "No images are attached" in head:
+        return []
+    match = _IMAGE_RANKS.search(head)
+    return [int(rank) for rank in re.findall(r"\[(\d+)\]", match.group(1))] if match else None
 
 
 def question_of(prompt: str) -> str:

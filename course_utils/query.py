@@ -1,7 +1,7 @@
 """Reading a shopper's question: attribute words, price limits and superlatives.
 
 Plain rules a student can read. The hybrid retrieval planner and the offline answerer both use
-them, so they understand a question the same way. Introduced in 05_image_rag_pipeline.
+them, so they understand a question the same way. Introduced in 08_evaluating_image_rag.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def parse_question(question: str, categories: tuple[str, ...] | list[str] = ()) 
     """Find colour, shape, pattern and category words, price limits and superlatives.
 
     ``categories`` are the catalog's category names (``widgets``, ``tools``...); a question
-    matches them in singular or plural.
+    matches them in singular or plural. Introduced in 08_evaluating_image_rag.
     """
     text = question.lower()
     words = tuple(_WORD.findall(text))

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import CourseError
 from .grounding import GroundingReport, check_grounding
+from .images import UnusableImage, check_image_file
 from .index import VectorIndex, check_k
 from .llm import OfflineAnswerer, can_pin_provider
 from .prompts import (
@@ -189,7 +190,11 @@ class ImageRAG:
         return retrieve(question, self.index, self.embedder, k=k, plan=plan or self.plan)
 
     def answer(self, question: str, k: int = 3, plan: str | None = None, metadata: str | None = None) -> RAGResult:
-        """Retrieve the top-k products and ask the LLM with their images and metadata (``both``)."""
+        """Retrieve the top-k products and ask the LLM with their images and metadata (``both``).
+
+        Every hit goes into the prompt as a catalog entry; its image goes along when the file is
+        still there and the LLM takes that many images (``max_images``). The note says what was left out.
+        """
         return self.ask(question, "both", k=k, plan=plan, metadata=metadata)
 
     def answer_without_rag(self, question: str, provider: str | None = None, model: str | None = None) -> RAGResult:
@@ -231,31 +236,31 @@ class ImageRAG:
         condition = check_condition(condition)
         view = check_view(metadata or self.metadata)
         question = check_query(question)
-        pins, note = self._pins(provider, model)
+        pins, pin_note = self._pins(provider, model)
         found: Retrieval | None = None
-        if condition == "none":
-            hits: tuple[Hit, ...] = ()
-            prompt, match, used = build_plain_prompt(question), True, "none"
-        elif condition in ("all-images", "random"):
+        hits: tuple[Hit, ...] = ()
+        prompt, match, used, notes = build_plain_prompt(question), True, "none", [pin_note]
+        if condition in ("all-images", "random"):
             hits = self._all_images(question) if condition == "all-images" else self._random(question, k)
-            ids_only = condition == "all-images"
+            used = "every catalog image" if condition == "all-images" else f"random (seed {self.seed})"
+        elif condition != "none":
+            found = self.retrieve(question, k=k, plan=plan)
+            hits, match, used, question = found.hits, found.match, found.plan, found.query
+            notes.insert(0, found.note)
+        sent: list[Hit] = []
+        if condition not in ("none", "metadata"):
+            sent, image_note = self._images_to_send(hits)
+            notes.append(image_note)
+        if condition != "none":
+            ids_only = condition in ("images", "all-images")
             entries = [
                 id_entry(h.rank, h.product) if ids_only else context_entry(h.rank, h.product, h.similarity, view)
                 for h in hits
             ]
-            prompt, match = build_rag_prompt(question, build_context(entries), len(hits)), True
-            used = "every catalog image" if ids_only else f"random (seed {self.seed})"
-        else:
-            found = self.retrieve(question, k=k, plan=plan)
-            hits, match, used = found.hits, found.match, found.plan
-            if condition == "images":
-                context = build_context(id_entry(h.rank, h.product) for h in hits)
-            else:
-                context = build_metadata_context(hits, view)
-            n_images = 0 if condition == "metadata" else len(hits)
-            prompt = build_rag_prompt(found.query, context, n_images, match)
-            note = " ".join(part for part in (found.note, note) if part)
-        images = [] if condition in ("none", "metadata") else [h.path for h in hits]
+            ranks = [h.rank for h in sent] if condition != "metadata" and len(sent) < len(hits) else None
+            prompt = build_rag_prompt(question, build_context(entries), len(sent), match, image_ranks=ranks)
+        images = [h.path for h in sent]
+        note = " ".join(part for part in notes if part)
         system = system_prompt(condition)
         if images:
             response = self.llm.generate_multimodal(prompt, images, system_prompt=system, **pins)
@@ -263,7 +268,7 @@ class ImageRAG:
             response = self.llm.generate(prompt, system_prompt=system, **pins)
         usage = getattr(response, "usage", None)
         return RAGResult(
-            question=found.query if found else question,
+            question=question,
             answer=response.text,
             provider=response.provider,
             model=response.model,
@@ -290,6 +295,29 @@ class ImageRAG:
                 f"model than {provider} ({model or 'its default model'})."
             )
         return {}, ""
+
+    def _images_to_send(self, hits: Sequence[Hit]) -> tuple[list[Hit], str]:
+        """The hits whose images can go to the LLM, and a note on those that cannot.
+
+        An image file may have gone, or become something that is not a file, since indexing: it
+        is left out (checked without opening it, so a FIFO cannot block) and the answer goes on.
+        """
+        sent, missing = [], []
+        for hit in hits:
+            try:
+                check_image_file(hit.path)
+            except UnusableImage as exc:
+                missing.append(f"{hit.product.name} ({exc.reason})")
+                continue
+            sent.append(hit)
+        notes = []
+        if missing:
+            notes.append(f"No image sent for {', '.join(missing)}: the LLM saw only the catalog entry.")
+        limit = getattr(self.llm, "max_images", None)
+        if isinstance(limit, int) and len(sent) > limit:
+            notes.append(f"The LLM takes at most {limit} images per request: the first {limit} were sent.")
+            sent = sent[:limit]
+        return sent, " ".join(notes)
 
     def _similarities(self, question: str) -> np.ndarray:
         self.index.check_model(self.embedder.model_id)

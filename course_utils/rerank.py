@@ -37,7 +37,7 @@ def rerank_prompt(question: str, hits: Sequence[Hit]) -> str:
     """The user prompt for re-ranking: the numbered candidates (fenced as data) and the question.
 
     The entries carry no similarity score, so the model judges the products rather than copying
-    CLIP's order. Introduced in 06_exercises.
+    CLIP's order.
     """
     context = build_context(context_entry(i, hit.product) for i, hit in enumerate(hits, start=1))
     example = ", ".join(str(i) for i in range(min(len(hits), 3), 0, -1))
@@ -104,7 +104,6 @@ def apply_ranking(hits: Sequence[Hit], order: Sequence[int] | None) -> list[Hit]
     """Hits in the given order, then any the order left out in their retrieval order; ranks renumbered.
 
     ``order=None`` keeps the retrieval order. Every hit appears exactly once.
-    Introduced in 06_exercises.
     """
     hits = list(hits)
     chosen: list[int] = []

@@ -87,6 +87,8 @@ def check_query(query: str) -> str:
     """Refuse an empty query before any model runs; shorten an absurdly long one."""
     if not isinstance(query, str) or not query.strip():
         raise CourseError("The query is empty: type what you are looking for, e.g. 'red circle'.")
+    if any("\ud800" <= ch <= "\udfff" for ch in query):  # bytes the shell passed that are not UTF-8
+        raise CourseError("The query holds bytes that are not UTF-8 text; type it again in a UTF-8 terminal.")
     query = " ".join(query.split())
     return query[:MAX_QUERY_CHARS]
 
@@ -104,7 +106,10 @@ def _length_note(query: str, embedder) -> str:
 
 
 def z_scores(scores: np.ndarray) -> np.ndarray:
-    """How far each similarity stands above the others, in standard deviations."""
+    """How far each similarity stands above the others, in standard deviations.
+
+    Introduced in 03_image_retrieval.
+    """
     spread = float(scores.std())
     return np.zeros_like(scores) if spread < 1e-9 else (scores - scores.mean()) / spread
 
@@ -127,6 +132,8 @@ def retrieve(
         raise CourseError(f"Unknown retrieval plan {plan!r}; use one of {', '.join(PLANS)}.")
     k = check_k(k)
     query = check_query(query)
+    if not len(index):
+        raise CourseError("The index holds no images: build it from a folder of images first.")
     index.check_model(embedder.model_id)
     note = _length_note(query, embedder)
     scores = index.similarities(embedder.embed_texts([query])[0])

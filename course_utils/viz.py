@@ -169,10 +169,7 @@ def similarity_heatmap(texts: Sequence[str], products: Sequence[Product], text_e
 
 
 def similarity_bars(query: str, products: Sequence[Product], scores: np.ndarray):
-    """One text's similarity to every image as a sorted horizontal bar chart, best on top.
-
-    Introduced in 02_clip_embeddings.
-    """
+    """One text's similarity to every image as a sorted horizontal bar chart, best on top."""
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     if scores.shape[0] != len(products):
         raise ValueError(f"got {scores.shape[0]} scores for {len(products)} products")

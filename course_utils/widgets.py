@@ -153,7 +153,7 @@ def _result_card(hit) -> widgets.VBox:
 
 
 class ProductDesigner(Panel):
-    """Design a product with dropdowns and see it rendered. Introduced in 01_synthetic_catalog."""
+    """Design a product with dropdowns and see it rendered."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -209,7 +209,7 @@ def product_designer() -> ProductDesigner:
 
 
 class SimilarityExplorer(Panel):
-    """Type a text, see its similarity to every catalog image. Introduced in 02_clip_embeddings."""
+    """Type a text, see its similarity to every catalog image."""
 
     def __init__(self, embedder: Any, index: VectorIndex) -> None:
         super().__init__()
@@ -248,7 +248,7 @@ def similarity_explorer(embedder: Any, index: VectorIndex) -> SimilarityExplorer
 
 
 class RetrievalExplorer(Panel):
-    """Query + k slider → the top-k images with scores. Introduced in 03_image_retrieval."""
+    """Query + k slider → the top-k images with scores."""
 
     def __init__(self, embedder: Any, index: VectorIndex, k: int = 3, plan: str = "none") -> None:
         super().__init__()
@@ -304,6 +304,7 @@ class _PinnedLLM:
 
     def __init__(self, llm: Any, provider: str) -> None:
         self.llm, self.provider = llm, provider
+        self.max_images = getattr(llm, "max_images", None)  # so ImageRAG sends no more than the LLM takes
 
     def generate(self, prompt: str, system_prompt: str | None = None, **kwargs: Any) -> Any:
         return self.llm.generate(prompt, system_prompt=system_prompt, **{**kwargs, "provider": self.provider})
@@ -346,7 +347,7 @@ def _answer_box(result: Any, title: str) -> str:
 
 
 class GenerationPanel(Panel):
-    """Question + provider → the grounded answer. Introduced in 04_multimodal_generation."""
+    """Question + provider → the grounded answer."""
 
     def __init__(self, rag: Any, providers: Sequence[str] | None = None, k: int = 3) -> None:
         super().__init__()
@@ -392,10 +393,7 @@ def generation_panel(rag: Any, providers: Sequence[str] | None = None, k: int = 
 
 
 class AskPanel(Panel):
-    """Question + k → retrieved images and the answers with and without RAG side by side.
-
-    Introduced in 05_image_rag_pipeline.
-    """
+    """Question + k → retrieved images and the answers with and without RAG side by side."""
 
     def __init__(self, rag: Any, k: int = 3) -> None:
         super().__init__()
@@ -467,10 +465,7 @@ def _grounding_line(result: Any) -> str:
 
 
 class PlanComparisonPanel(Panel):
-    """One question, answered with plain CLIP top-k and with the hybrid planner side by side.
-
-    Introduced in 08_evaluating_image_rag.
-    """
+    """One question, answered with plain CLIP top-k and with the hybrid planner side by side."""
 
     def __init__(self, rag: Any, k: int = 3) -> None:
         super().__init__()
@@ -521,7 +516,7 @@ class BackendExplorer:
 
     ``backends`` maps a label to an index (anything with the index interface). ``.run()`` does
     what the button does and returns the :class:`~course_utils.retrieval.Retrieval`; ``.last``
-    keeps it and ``.seconds`` how long the search took. Introduced in 09_scaling_with_a_vector_database.
+    keeps it and ``.seconds`` how long the search took.
     """
 
     def __init__(self, embedder: Any, backends: Mapping[str, VectorIndex], k: int = 3, plan: str = "hybrid") -> None:

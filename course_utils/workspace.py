@@ -20,7 +20,7 @@ from . import config
 from .catalog import Product, default_catalog, render_catalog
 from .embeddings import BUNDLED_MODEL_DIR, DEFAULT_MODEL, pick_device
 from .errors import CourseError
-from .files import slugify
+from .files import keyed_name
 from .index import ImageIndex
 from .indexing import build_index
 from .llm import get_cascade
@@ -57,7 +57,8 @@ def catalog_index(embedder: Any, products: Sequence[Product] | None = None, rebu
     """
     products = list(products) if products is not None else default_catalog()
     paths = catalog_images(products)
-    target = paths[0].parent / f"index-{slugify(embedder.model_id)}.npz"
+    # one file per model, named by a hash of the whole model id (slugs of two ids can be alike)
+    target = paths[0].parent / f"index-{keyed_name(embedder.model_id, embedder.model_id)}.npz"
     if target.is_file() and not rebuild:
         try:
             index = ImageIndex.load(target)
@@ -115,6 +116,7 @@ def environment_report() -> str:
 
     where = "Google Colab" if "google.colab" in sys.modules else "local"
     lines = [
+        f"course_utils  {config.VERSION}",
         f"Python        {platform.python_version()} ({where})",
         f"torch         {torch.__version__}",
         f"transformers  {transformers.__version__}",
@@ -126,7 +128,7 @@ def environment_report() -> str:
 
 
 def report_environment() -> None:
-    """Print Python, torch and transformers versions, the device, the CLIP model and the LLMs.
+    """Print the versions (course_utils, Python, torch, transformers), the device, the CLIP model and the LLMs.
 
     The setup cell of every notebook calls it. Introduced in 01_synthetic_catalog.
     """

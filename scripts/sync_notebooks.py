@@ -2,7 +2,9 @@
 
 The repository URL is declared once, in ``[project.urls] Repository``; this script derives each
 notebook's badge link and the ``%pip install`` line of the setup cell from it, so a fork only
-changes pyproject.toml and runs this script.
+changes pyproject.toml and runs this script. The setup cell also records ``[project] version``:
+the version of ``course_utils`` the notebook was written for, which it compares with the one
+installed. Bump the version, run this script, and every notebook expects the new one.
 
     python scripts/sync_notebooks.py          # rewrite the two cells in notebooks/NN_*.ipynb
     python scripts/sync_notebooks.py --check  # exit 1 if any notebook is out of sync (CI)
@@ -29,18 +31,29 @@ PACKAGE = "image-rag-course"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
-def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
-    """``[project.urls] Repository`` from pyproject.toml, without a trailing slash or ``.git``."""
+def _project(pyproject: Path) -> dict:
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
-    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    url = data.get("project", {}).get("urls", {}).get("Repository")
+    return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+
+
+def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """``[project.urls] Repository`` from pyproject.toml, without a trailing slash or ``.git``."""
+    url = _project(pyproject).get("urls", {}).get("Repository")
     if not url:
         raise SystemExit(f"{pyproject}: add the repository URL under [project.urls] Repository.")
     url = url.rstrip("/")
     return url[: -len(".git")] if url.endswith(".git") else url
+
+
+def package_version(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """``[project] version`` from pyproject.toml: the ``course_utils`` the notebooks are written for."""
+    version = _project(pyproject).get("version")
+    if not version:
+        raise SystemExit(f"{pyproject}: add the package version under [project] version.")
+    return str(version)
 
 
 def github_slug(url: str) -> str:
@@ -60,19 +73,48 @@ def badge_source(url: str, notebook: str) -> str:
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(url, notebook)})"
 
 
-def setup_source(url: str) -> str:
-    """The code of the setup cell, the same in every notebook."""
+def setup_source(url: str, version: str) -> str:
+    """The code of the setup cell, the same in every notebook.
+
+    On Colab it installs the course package and nothing else; everywhere it checks that the
+    installed ``course_utils`` is ``version`` and says what to do when it is not. A failed install
+    on Colab gets Colab's remedy (a cell to run, the runtime to restart), not a local one.
+    """
     return f'''# Setup (the same cell opens every notebook of the course)
 import sys
 
-if "google.colab" in sys.modules:
+COURSE_VERSION = "{version}"  # the course_utils this notebook was written for
+COURSE_PACKAGE = "{PACKAGE} @ git+{url}"
+IN_COLAB = "google.colab" in sys.modules
+
+if IN_COLAB:
     # Colab already has torch, transformers and ipywidgets: pip keeps them and adds the course package.
     %pip install -q "{PACKAGE} @ git+{url}"
 
 try:
     import course_utils
 except ImportError:
+    if IN_COLAB:
+        raise ImportError(
+            "The course package is not installed (pip's messages above say why). Run "
+            f'`%pip install "{{COURSE_PACKAGE}}"` in a new cell, then Runtime > Restart session, '
+            "and run this notebook again from the top."
+        ) from None
     raise ImportError("Install the course package first: `pip install -e .` in the repository folder.") from None
+
+if course_utils.__version__ != COURSE_VERSION:
+    from packaging.version import Version
+
+    if not IN_COLAB:
+        fix = "run `pip install -e .` in the folder this notebook comes from, then restart the kernel"
+    elif Version(course_utils.__version__) > Version(COURSE_VERSION):
+        fix = "open this notebook again from the course: {url}#the-notebooks"
+    else:
+        fix = f'run `%pip install -q --force-reinstall --no-deps "{{COURSE_PACKAGE}}"` in a new cell, then Runtime > Restart session'
+    print(
+        f"Warning: this notebook was written for course_utils {{COURSE_VERSION}}, but {{course_utils.__version__}} is "
+        f"installed, so some cells may fail. To fix it, {{fix}}."
+    )
 
 from course_utils import report_environment
 
@@ -88,7 +130,10 @@ def _tagged(nb, tag: str) -> int | None:
 
 def expected_cells(url: str, notebook: str) -> dict[str, tuple[str, str]]:
     """Tag -> (cell type, source) of the generated cells."""
-    return {BADGE_TAG: ("markdown", badge_source(url, notebook)), SETUP_TAG: ("code", setup_source(url))}
+    return {
+        BADGE_TAG: ("markdown", badge_source(url, notebook)),
+        SETUP_TAG: ("code", setup_source(url, package_version())),
+    }
 
 
 def sync_notebook(nb, name: str, url: str) -> None:

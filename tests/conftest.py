@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import settings
 
 from course_utils.catalog import default_catalog, render_catalog
+
+# No deadline: a property test must never fail because a shared machine was slow that second.
+settings.register_profile("course", deadline=None)
+settings.load_profile("course")
 
 
 def _byte_level_vocab() -> dict[str, int]:

@@ -9,16 +9,19 @@ import io
 import json
 import os
 import struct
+import sys
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from deadline import run_with_a_deadline
 from PIL import Image, ImageDraw, features
 
 from course_utils.catalog import Product
 from course_utils.cli import main
-from course_utils.images import open_image
+from course_utils.images import UnusableImage, open_image
 from course_utils.indexing import embed_files, index_folder
 from course_utils.indexing import workers as decoding
 
@@ -143,11 +146,17 @@ CASES = {
     # refused before decoding
     "bomb_50000x50000.png": (write(lambda: png_header_only(50_000, 50_000)), "decompression bomb"),
     "huge_12000x10000.png": (write(lambda: png_header_only(12_000, 10_000)), "pixel limit"),
+    # a few hundred bytes whose resize to the model's input would take gigabytes
+    "strip_100000x1.png": (lambda p: save(Image.new("RGB", (100_000, 1), (200, 0, 0)), p), "elongated"),
+    "strip_20000x5.png": (lambda p: save(Image.new("L", (20_000, 5), 90), p), "elongated"),
+    "tall_strip_3x40000.gif": (lambda p: save(Image.new("P", (3, 40_000)), p, format="GIF"), "elongated"),
+    "very_wide_2000x5.png": (lambda p: save(picture().resize((2000, 5)), p), "elongated"),
     "bomb_60000x60000.gif": (write(lambda: gif_header_only(60_000, 60_000)), "decompression bomb"),
     # file-system trouble
     "symlink_loop.png": (link("self"), "symbolic link loop"),
     "dangling_link.jpg": (link("does-not-exist.jpg"), "broken symbolic link"),
     "named_pipe.png": (fifo, "not a regular file"),
+    "link_to_dev_zero.png": (link("/dev/zero"), "not a regular file"),  # endless: must never be read
     # unusual but valid: must index
     "palette_transparent.png": (palette_with_transparency, None),
     "rgba.png": (lambda p: save(picture().convert("RGBA"), p), None),
@@ -163,14 +172,21 @@ CASES = {
     ),
     "png_content.jpg": (image_as(format="PNG"), None),
     "tiny_1x1.png": (lambda p: save(Image.new("RGB", (1, 1), (9, 9, 9)), p), None),
-    "very_wide_2000x5.png": (lambda p: save(picture().resize((2000, 5)), p), None),
+    "wide_1000x10.png": (lambda p: save(picture().resize((1000, 10)), p), None),
+    "tall_10x1000.png": (lambda p: save(picture().resize((10, 1000)), p), None),
     "multipage.tiff": (lambda p: animated(p, [picture(), picture(seed=3)], format="TIFF"), None),
     "bitmap.bmp": (image_as(format="BMP"), None),
     "damaged_exif.jpg": (lambda p: save(picture(), p, format="JPEG", exif=b"Exif\0\0garbage-not-tiff"), None),
     "name with spaces.png": (image_as(), None),
     "café crème 日本 📷.png": (image_as(), None),
     "UPPER.JPEG": (image_as(format="JPEG"), None),
+    # names that would steer a terminal or break a table row
+    "ansi_\x1b[31mred\x1b[0m.png": (image_as(), None),
+    "line\nbreak\r.png": (image_as(), None),
+    "title_\x1b]0;pwned\x07.txt": (write(b"x"), "not an image file type ('.txt')"),
 }
+if sys.platform.startswith("linux"):  # other systems allow only UTF-8 names
+    CASES["latin1_caf\udce9.png"] = (image_as(), None)  # the byte 0xE9, not UTF-8
 if features.check("webp"):
     CASES["animated.webp"] = (lambda p: animated(p, [picture(), picture(seed=7)], format="WEBP", lossless=True), None)
 
@@ -184,13 +200,13 @@ def build(folder, name):
 
 def test_corpus_size():
     """The number of bad-input cases this file covers (reported in the engineering notes)."""
-    assert len(CASES) >= 35 and len(BAD) >= 17 and len(GOOD) >= 18
+    assert len(CASES) >= 44 and len(BAD) >= 22 and len(GOOD) >= 22
 
 
 @pytest.mark.parametrize("name", BAD)
 def test_bad_file_is_skipped_with_its_reason(tiny_embedder, tmp_path, name):
     path = build(tmp_path, name)
-    result = embed_files(tiny_embedder, [path])
+    result = run_with_a_deadline(lambda: embed_files(tiny_embedder, [path]), fifos=[path])
     if "not an image file type" in CASES[name][1]:
         # the folder scan filters non-image types; handed over directly they fail as images
         assert result.kept == [] and len(result.skipped) == 1
@@ -210,8 +226,12 @@ def test_unusual_file_is_indexed(tiny_embedder, tmp_path, name):
 
 def test_worker_processes_skip_and_keep_exactly_what_threads_do(tiny_embedder, tmp_path):
     paths = [build(tmp_path, name) for name in CASES]
-    threads = embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads")
-    processes = embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes")
+    threads = run_with_a_deadline(
+        lambda: embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="threads"), fifos=paths
+    )
+    processes = run_with_a_deadline(
+        lambda: embed_files(tiny_embedder, paths, batch_size=4, workers=2, parallel="processes"), fifos=paths
+    )
     assert processes.settings["parallel"] == "processes"
     assert processes.skipped == threads.skipped and len(processes.skipped) >= len(BAD)
     assert processes.kept == threads.kept and len(processes.kept) >= len(GOOD)
@@ -223,9 +243,9 @@ def test_whole_corpus_in_one_folder_via_the_cli(tiny_clip_dir, tmp_path, monkeyp
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name in CASES:
-        build(folder, name)
-    assert main(["index", str(folder), "--out", str(tmp_path / "i.npz"), "--json"]) == 0
+    fifos = [build(folder, name) for name in CASES]
+    argv = ["index", str(folder), "--out", str(tmp_path / "i.npz"), "--json"]
+    assert run_with_a_deadline(lambda: main(argv), fifos=fifos) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["indexed"] == len(GOOD)
     reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
@@ -235,8 +255,28 @@ def test_whole_corpus_in_one_folder_via_the_cli(tiny_clip_dir, tmp_path, monkeyp
     from course_utils.index import ImageIndex
 
     index = ImageIndex.load(tmp_path / "i.npz")
-    assert sorted(p.name for p in index.products) == sorted(Path(n).stem for n in GOOD)
+    assert sorted(p.name for p in index.products) == sorted(Product.from_file_name(Path(n).stem).name for n in GOOD)
     assert Product.from_file_name("café crème 日本 📷") in index.products
+
+
+def test_tables_show_file_names_escaped(tiny_clip_dir, tmp_path, monkeypatch, capsys):
+    """Escape codes, line breaks and undecodable bytes in file names are shown as escapes, never sent raw."""
+    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    odd = [name for name in CASES if not name.isprintable() or not name.isascii()]
+    for name in odd:
+        build(folder, name)
+    index_file = str(tmp_path / "i.npz")
+    assert main(["index", str(folder), "--out", index_file]) == 0
+    assert main(["search", "red", "--index", index_file, "-k", "9"]) == 0
+    out = capsys.readouterr().out
+    for line in out.splitlines():
+        assert line.isprintable() and "\x1b" not in line, repr(line)
+    assert "\\x1b[31mred" in out and "line\\nbreak\\r.png" in out and "title_\\x1b]0;pwned\\x07.txt" in out
+    if sys.platform.startswith("linux"):
+        assert "latin1_caf\\udce9.png" in out
 
 
 def test_unreadable_file_is_skipped(tiny_embedder, tmp_path, monkeypatch):
@@ -322,9 +362,41 @@ def test_bombs_are_refused_from_the_header_without_decoding(tiny_embedder, tmp_p
         return real_load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
-    paths = [build(tmp_path, name) for name in ("bomb_50000x50000.png", "huge_12000x10000.png")]
+    paths = [build(tmp_path, name) for name in ("bomb_50000x50000.png", "huge_12000x10000.png", "strip_100000x1.png")]
     result = embed_files(tiny_embedder, paths)
-    assert len(result.skipped) == 2 and decoded == []
+    assert len(result.skipped) == 3 and decoded == []
+
+
+def test_a_strip_is_refused_before_its_resize_takes_memory(tmp_path):
+    """The 372-byte 100000x1 PNG that made `index` take 11 GB: refused from its header, with the ratio."""
+    path = build(tmp_path, "strip_100000x1.png")
+    assert path.stat().st_size < 2000
+    with pytest.raises(UnusableImage, match=r"100000x1 pixels .*elongated.*100000:1"):
+        open_image(path)
+    with pytest.raises(UnusableImage, match="elongated"):
+        open_image(Image.new("RGB", (1, 500)))  # an image in memory is held to the same bound
+
+
+def test_an_allowed_large_image_brings_no_pillow_warning(tmp_path):
+    """10000x9999 is under the course's limit: Pillow must not warn about a decompression bomb."""
+    path = write(lambda: png_header_only(10_000, 9_999))(tmp_path / "big_10000x9999.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UnusableImage, match="truncated|damaged"):  # only a header: the size check passed
+            open_image(path)
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
+
+
+def test_the_cli_shows_no_pillow_warning_for_a_refused_image(tiny_clip_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_CLIP_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    build(tmp_path, "huge_12000x10000.png")
+    save(picture(), tmp_path / "fine.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["index", str(tmp_path), "--out", str(tmp_path / "i.npz")]) == 0
+    assert "pixel limit" in capsys.readouterr().out  # the refusal is reported as a skipped file
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
 
 
 def test_big_jpeg_is_decoded_at_reduced_scale(tiny_embedder, tmp_path):

@@ -25,6 +25,7 @@ from course_utils.llm import (
     PROVIDER_NAMES,
     PROVIDERS,
     ProviderFailure,
+    gemini,
     get_cascade,
     keys,
     openai_compat,
@@ -337,6 +338,26 @@ def test_programming_errors_are_not_swallowed(monkeypatch, llm_server):
     monkeypatch.setattr(openai_compat, "_answer_text", broken)
     with pytest.raises(TypeError, match="a bug in our code"):
         get_cascade(verbose=False, providers="openai,offline").generate(PROMPT)
+
+
+def test_a_request_the_sdk_cannot_build_is_a_bug_not_a_failing_provider(monkeypatch, llm_server, capsys):
+    """A config field the installed google-genai lacks (Colab's is a major behind) must fail loudly,
+    not pass as Gemini's "malformed answer" while the cascade quietly moves on."""
+    import pydantic
+    from google.genai import types
+
+    server = llm_server("gemini")
+    use(monkeypatch, "gemini", server)
+
+    def config_with_an_unknown_field(*args, **kwargs):
+        return types.GenerateContentConfig(not_a_field_in_any_sdk=True)
+
+    monkeypatch.setattr(gemini, "gemini_config", config_with_an_unknown_field)
+    with pytest.raises(pydantic.ValidationError, match="not_a_field_in_any_sdk"):
+        get_cascade(verbose=False, providers="gemini,offline").generate(PROMPT)
+    with pytest.raises(pydantic.ValidationError, match="not_a_field_in_any_sdk"):
+        raw_gemini_call(PROMPT, [])
+    assert server.requests == []
 
 
 def test_answer_text_is_read_defensively():

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from course_utils.catalog import (
@@ -55,6 +56,9 @@ def good(**changes):
         (good(price=-1), ["Widget A", "price"]),
         (good(price="cheap"), ["Widget A", "price"]),
         (good(price=float("nan")), ["price"]),
+        (good(price=float("inf")), ["price"]),
+        (good(price=10**400), ["Widget A", "price", "..."]),  # overflowed float()
+        (good(price=10**5000), ["Widget A", "price", "too long to show"]),  # too long even for repr()
         (good(color="red"), ["Widget A", "color"]),
         ({k: v for k, v in good().items() if k != "category"}, ["Widget A", "category"]),
         (good(size=3), ["Widget A", "size"]),
@@ -117,3 +121,75 @@ def test_every_shape_and_pattern_renders(shape, pattern):
         solid = draw_item(shape, "#3498DB", "solid", "Test", "$1.00", size=128)
         blue = sum(n for n, c in colours if c == (0x34, 0x98, 0xDB))
         assert blue < sum(n for n, c in solid.getcolors(128 * 128) if c == (0x34, 0x98, 0xDB))
+
+
+# -------------------------------------------------------------- image file names
+
+
+def product(name):
+    return Product(name, "circle", "#E74C3C", "red", "solid", 1.0, "things")
+
+
+def test_the_default_catalog_keeps_its_file_names(tmp_path):
+    paths = render_catalog(default_catalog(), tmp_path)
+    assert [p.name for p in paths] == [
+        "widget_a.png",
+        "widget_b.png",
+        "gadget_x.png",
+        "gadget_y.png",
+        "tool_m.png",
+        "tool_n.png",
+        "widget_c.png",
+        "gadget_z.png",
+    ]
+
+
+# names whose old slugs collided: each pair must render to two files, each with its own picture
+COLLIDING_NAMES = [
+    ("Widget A", "widget-a"),
+    ("Widget A", "Widget_A"),
+    ("Café", "Cafe"),
+    ("赤い丸", "青い四角"),  # all-CJK: both slugged to 'product'
+    ("Ω", "Ж"),
+    ("Tool 1", "Tool #1"),
+]
+
+
+@pytest.mark.parametrize("names", COLLIDING_NAMES, ids=lambda n: " vs ".join(n))
+def test_names_that_slug_alike_get_their_own_image(tmp_path, names):
+    products = [product(name) for name in names]
+    paths = render_catalog(products, tmp_path)
+    assert len(set(paths)) == 2 and all(path.is_file() for path in paths)
+    assert paths[0].read_bytes() != paths[1].read_bytes()  # each picture shows its own name
+    assert len(list(tmp_path.glob("*.png"))) == 2
+    assert [p.slug for p in products] == [path.stem for path in paths]
+
+
+def test_the_same_name_in_nfc_and_nfd_is_one_product():
+    nfc, nfd = "Caf\u00e9", "Cafe\u0301"
+    with pytest.raises(CourseError, match="duplicate name"):
+        validate_catalog([good(name=nfc), good(name=nfd)])
+    assert validate_catalog([good(name=nfd)])[0].name == nfc
+
+
+def test_a_file_name_never_depends_on_the_rest_of_the_catalog():
+    alone = product("widget-a").slug
+    assert alone == validate_catalog([product("Widget A"), product("widget-a")])[1].slug
+    assert product("Cafe\u0301").slug == product("Caf\u00e9").slug  # NFC and NFD: one file
+
+
+@pytest.mark.parametrize("name", ["\ufb03" * 150, "x" * 200, "日本" * 100, "a b " * 50])
+def test_long_names_get_short_file_names(tmp_path, name):
+    [path] = render_catalog([product(name)], tmp_path)
+    assert path.is_file() and len(path.name.encode()) <= 110
+
+
+def test_a_two_product_cjk_catalog_indexes_each_picture(tmp_path, tiny_embedder):
+    from course_utils.indexing import index_folder
+
+    products = [product("赤い丸"), Product("青い四角", "square", "#3498DB", "blue", "striped", 2.0, "things")]
+    render_catalog(products, tmp_path)
+    index = index_folder(tmp_path, tiny_embedder, cache=False)
+    assert [p.name for p in index.products] == ["赤い丸", "青い四角"]
+    assert len(set(index.paths)) == 2
+    assert not np.allclose(index.embeddings[0], index.embeddings[1])

@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from chroma_server import _chroma_server, closed_port_url  # noqa: F401  (the chroma_server fixture)
+from deadline import run_with_a_deadline
 
 from course_utils.bench.chroma import bench_chroma, bench_vectors, format_bench
 from course_utils.catalog import default_catalog
@@ -252,6 +254,107 @@ def test_a_photo_folder_without_catalog_copies_and_broken_files(tmp_path, tiny_e
         open_store(f"chroma:{tmp_path / 'db2'}", create=True).build(
             [products[0]], [broken_only / "a.png"], tiny_embedder
         )
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the corpus's 12000x10000 header
+def test_build_skips_the_bad_image_corpus_without_hanging(tmp_path, tiny_embedder):
+    """Broken links, a FIFO, a link to /dev/zero, damaged images: skipped with the NumPy index's reasons."""
+    from test_bad_images import BAD, CASES, GOOD, build
+
+    from course_utils.indexing import folder_inputs
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in CASES:
+        build(folder, name)
+    products, paths, _ = folder_inputs(folder)
+    store = open_store(f"chroma:{tmp_path / 'db'}", create=True)
+    run_with_a_deadline(lambda: store.build(products, paths, tiny_embedder), fifos=[folder / "named_pipe.png"])
+    reasons = {Path(s["path"]).name: s["reason"] for s in store.skipped}
+    copies = [name for name, reason in reasons.items() if reason.startswith("the same image as")]
+    bad = {name for name in BAD if "not an image file type" not in CASES[name][1]}  # the folder scan's own
+    assert set(reasons) - set(copies) == bad
+    for name in bad:
+        assert CASES[name][1] in reasons[name], (name, reasons[name])
+    assert len(store) == len(GOOD) - len(copies) > 0
+
+
+def unreadable_files(folder: Path) -> list[Path]:
+    """Files whose bytes once stopped (a broken link), hung (a FIFO) or exhausted (/dev/zero) a Chroma build."""
+    folder.mkdir()
+    os.symlink("nowhere.png", folder / "broken_link.png")
+    os.mkfifo(folder / "named_pipe.png")
+    os.symlink("/dev/zero", folder / "endless.png")
+    return sorted(folder.iterdir())
+
+
+def damaged_files(folder: Path) -> list[Path]:
+    """Files that read fine but are not images."""
+    folder.mkdir()
+    (folder / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n damaged")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.webp").write_text("not a picture")
+    return sorted(folder.iterdir())
+
+
+class BrokenModelEmbedder(RenamedEmbedder):
+    """Another model that fails on every batch (say, weights for another image size)."""
+
+    class _Model:
+        def get_image_features(self, **kwargs):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (1x49 and 50x32)")
+
+    model = _Model()
+
+
+def _failed_write(*args, **kwargs):
+    raise RuntimeError("the Chroma server went away mid-write")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "every-file-damaged",
+        "every-file-unreadable",
+        "another-model-every-file-damaged",
+        "another-model-every-file-unreadable",
+        "another-model-that-fails",
+        "another-model-write-fails",
+    ],
+)
+def test_a_failed_build_keeps_the_old_collection(tmp_path, tiny_embedder, catalog_dir, monkeypatch, case):
+    products, paths = default_catalog(), catalog_paths(catalog_dir)
+    store = open_store(f"chroma:{tmp_path / 'db'}", create=True).build(products, paths, tiny_embedder)
+    before = (store.model_id, store.ids, store.products)
+    broken = damaged_files(tmp_path / "bad") if "damaged" in case else unreadable_files(tmp_path / "bad")
+    embedder = tiny_embedder if case.startswith("every") else RenamedEmbedder(tiny_embedder, "another-model")
+    if "every-file" in case:
+        new_paths, error = broken, CourseError
+    elif case == "another-model-that-fails":
+        embedder, new_paths, error = BrokenModelEmbedder(tiny_embedder, "another-model"), paths, RuntimeError
+    else:
+        new_paths, error = paths, RuntimeError
+        monkeypatch.setattr(ChromaIndex, "_upsert", _failed_write)
+    some_products = (products * 2)[: len(new_paths)]
+    with pytest.raises(error):
+        run_with_a_deadline(lambda: store.build(some_products, new_paths, embedder), fifos=broken)
+    monkeypatch.undo()
+    for reader in (store, open_store(f"chroma:{tmp_path / 'db'}")):
+        assert (reader.model_id, reader.ids, reader.products) == before
+    assert [c.name for c in store.client.list_collections()] == ["course_images"]  # nothing left half-built
+
+
+def test_add_and_content_id_refuse_what_is_not_a_regular_file(tmp_path, tiny_embedder, catalog_dir):
+    products, paths = default_catalog(), catalog_paths(catalog_dir)
+    store = open_store(f"chroma:{tmp_path / 'db'}", create=True)
+    store.add(products[:1], paths[:1], tiny_embedder.embed_images(paths[:1]), model_id=tiny_embedder.model_id)
+    reasons = {"broken_link.png": "broken symbolic link", "endless.png": "not a regular file"}
+    reasons["named_pipe.png"] = "not a regular file"
+    for path in unreadable_files(tmp_path / "bad"):
+        for attempt in (partial(content_id, path), partial(store.add, products[1:2], [path], np.ones((1, 16)))):
+            with pytest.raises(CourseError, match=reasons[path.name]):
+                run_with_a_deadline(attempt, fifos=[path])
+    assert store.collection.count() == 1
 
 
 def test_add_upserts_by_image_content(tmp_path, tiny_embedder, catalog_dir):

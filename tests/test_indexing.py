@@ -284,10 +284,53 @@ def test_cache_is_per_model_and_preprocessing(tiny_embedder, photos, tmp_path, m
     assert embed_files(tiny_embedder, paths, cache=tmp_path / "c", draft=False).cached == 0  # other settings
     monkeypatch.setattr(tiny_embedder, "model_id", "another-model@123")
     assert embed_files(tiny_embedder, paths, cache=tmp_path / "c").cached == 0  # another model
-    folders = sorted(str(p.relative_to(tmp_path / "c").parent) for p in (tmp_path / "c").rglob("*.npz"))
-    model_slug = folders[-1]
-    assert folders[0] == "another_model_123/" + folders[0].split("/")[1] and model_slug.startswith("tiny")
-    assert len(set(folders)) == 3  # two settings of the tiny model, one of the other
+    folders = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(folders) == 3  # two settings of the tiny model, one of the other
+    assert folders[0].startswith("another_model_123-") and folders[2].startswith("tiny_clip")  # a readable prefix
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("org/a-b", "org/a_b"),  # hub ids whose slugs are the same
+        ("a-local-model-folder-" + "x" * 70 + "@0123456789ab", "a-local-model-folder-" + "x" * 70 + "@ba9876543210"),
+    ],
+    ids=["same-slug", "long-folder-name"],
+)
+def test_two_models_never_share_a_cache(tiny_embedder, photos, tmp_path, monkeypatch, first, second):
+    """The cache is keyed by the whole model id: a long folder name once lost its weight hash to a cut."""
+    paths = sorted(photos.glob("*.png"))
+    monkeypatch.setattr(tiny_embedder, "model_id", first)
+    assert embed_files(tiny_embedder, paths, cache=tmp_path / "c").embedded == 8
+    monkeypatch.setattr(tiny_embedder, "model_id", second)
+    other = embed_files(tiny_embedder, paths, cache=tmp_path / "c")
+    assert (other.embedded, other.cached) == (8, 0)
+    monkeypatch.setattr(tiny_embedder, "model_id", first)
+    assert embed_files(tiny_embedder, paths, cache=tmp_path / "c").cached == 8  # each model finds its own
+    assert all(len(folder.name) <= 80 for folder in (tmp_path / "c").iterdir())
+
+
+@pytest.mark.parametrize(
+    "model_ids", [("org/a-b", "org/a_b"), ("m" * 300 + "@1", "m" * 300 + "@2")], ids=["same-slug", "very-long-id"]
+)
+def test_catalog_indexes_of_two_models_are_two_files(tiny_embedder, tmp_path, monkeypatch, model_ids):
+    """Each model's catalog index is built once and then loaded, also when their slugs are alike."""
+    from course_utils import workspace
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    products = default_catalog()[:2]
+    builds = []
+    real_build = workspace.build_index
+
+    def counting_build(*args, **kwargs):
+        builds.append(tiny_embedder.model_id)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(workspace, "build_index", counting_build)
+    for model_id in [*model_ids, *model_ids]:
+        monkeypatch.setattr(tiny_embedder, "model_id", model_id)
+        assert workspace.catalog_index(tiny_embedder, products).model_id == model_id
+    assert builds == list(model_ids)  # the second round loads both from disk
 
 
 def test_cache_survives_a_crash_mid_run(tiny_embedder, photos, tmp_path):

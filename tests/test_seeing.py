@@ -94,3 +94,14 @@ def test_the_cascade_offline_step_sees_encoded_images(tmp_path, monkeypatch):
     )
     assert response.provider == "offline" and response.model == "rule-based"
     assert "Widget B (seen in image 2: a blue square, striped)" in response.text and "Widget A" not in response.text
+
+
+def test_pictures_follow_the_entries_the_prompt_names(tmp_path):
+    """When an image is missing, the prompt says which entries the others show; the reading follows it."""
+    products = CATALOG[:3]  # Widget A (red circle), Widget B (blue square), Gadget X (green triangle)
+    paths = render_catalog(products, tmp_path)
+    context = build_context(id_entry(i, p) for i, p in enumerate(products, 1))
+    prompt = build_rag_prompt("Which products are green?", context, 2, image_ranks=[2, 3])
+    answer = answer_offline(prompt, paths[1:])
+    assert "Gadget X (seen in image 2: a green triangle, solid)" in answer
+    assert "Widget A" not in answer and "Widget B" not in answer

@@ -170,7 +170,10 @@ def bench_chroma(
 
 
 def format_bench(result: Mapping[str, Any]) -> str:
-    """The benchmark as a plain-text table, one line per size and backend."""
+    """The benchmark as a plain-text table, one line per size and backend.
+
+    Introduced in 09_scaling_with_a_vector_database.
+    """
     k = result["k"]
     lines = [
         f"{result.get('vectors', 'random')} unit vectors of {result['dim']} numbers, {result['queries']} queries "

@@ -5,8 +5,7 @@
 Every figure is measured in one run on the same generated images (PNG files drawn with the
 catalog renderer), so the ratios compare like with like. The ceilings say how fast indexing
 could possibly go on this machine: the model alone on ready tensors, and decoding plus
-preprocessing alone, the better of threads and one worker process per core. Introduced in
-03_image_retrieval (going further: search at scale).
+preprocessing alone, the better of threads and one worker process per core.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ from ..indexing.workers import (
     resolve_parallel,
     shared_memory_free,
 )
-from .search import median_ms, search_benchmark
+from .search import check_search_memory, median_ms, search_benchmark
 
 __all__ = ["ARCHS", "DEFAULT_SIZES", "bench_embedder", "render_images", "run_bench"]
 
@@ -260,8 +259,6 @@ def run_bench(
 
     ``repeat`` > 1 measures the embedding methods and the ceilings that many times, round-robin,
     and keeps each one's best: fairer on a machine shared with other work.
-
-    Introduced in 03_image_retrieval (going further: search at scale).
     """
     import torch
     import transformers
@@ -271,13 +268,18 @@ def run_bench(
     if repeat < 1:
         raise CourseError("--repeat must be at least 1.")
     embedder = bench_embedder(arch, device, model)
+    check_search_memory(max(sizes), embedder.dim)
     device = embedder.device
     kind = device.split(":")[0]
     precision = resolve_precision("auto", device)
-    batch_size = batch_size or DEFAULT_BATCH_SIZE.get(kind, 16)
+    batch_size = DEFAULT_BATCH_SIZE.get(kind, 16) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise CourseError(f"batch_size must be at least 1, got {batch_size}.")
     fast = PixelRecipe.from_processor(image_processor_of(embedder)) is not None
     parallel = resolve_parallel(parallel, device, fast, [])
-    workers = workers or default_workers(device, parallel)
+    workers = default_workers(device, parallel) if workers is None else workers
+    if workers < 1:
+        raise CourseError(f"workers must be at least 1, got {workers}.")
     cores = cpu_cores()
     result: dict[str, Any] = {
         "device": device,

@@ -1,7 +1,4 @@
-"""The benchmark's figures as a table and a plot.
-
-Introduced in 03_image_retrieval (going further: search at scale).
-"""
+"""The benchmark's figures as a table and a plot."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""How fast is search at scale? Exact float32 and float16 scans and FAISS, on embedding-like vectors.
-
-Introduced in 03_image_retrieval (going further: search at scale).
-"""
+"""How fast is search at scale? Exact float32 and float16 scans and FAISS, on embedding-like vectors."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,10 +12,18 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Product
+from ..errors import CourseError
 from ..index import ImageIndex
 from ..store.faiss_search import FaissSearch, recall_at_k
 
-__all__ = ["EmbeddingLikeVectors", "clustered_unit_vectors", "median_ms", "search_benchmark"]
+__all__ = [
+    "SEARCH_BYTES_PER_NUMBER",
+    "EmbeddingLikeVectors",
+    "check_search_memory",
+    "clustered_unit_vectors",
+    "median_ms",
+    "search_benchmark",
+]
 
 
 def clustered_unit_vectors(n: int, dim: int, rng: np.random.Generator, centers: np.ndarray) -> np.ndarray:
@@ -59,6 +65,25 @@ class EmbeddingLikeVectors:
             block = z @ self.basis + self.rng.standard_normal((stop - start, dim), dtype=np.float32) * self.noise
             out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
         return out
+
+
+#: Bytes per vector component the search timings hold at the largest size: the float32 rows,
+#: their float16 copy and FAISS's own copy, roughly.
+SEARCH_BYTES_PER_NUMBER = 10
+
+
+def check_search_memory(rows: int, dim: int) -> None:
+    """Refuse an index size whose vectors cannot fit in this machine's memory, before any work starts."""
+    need = rows * (dim * SEARCH_BYTES_PER_NUMBER + 16)  # + a product and a path reference per row
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): let the allocation decide
+        return
+    if need > total:
+        raise CourseError(
+            f"--sizes {rows:,}: timing search at that size needs about {need / 2**30:,.0f} GB of memory "
+            f"and this machine has {total / 2**30:,.0f} GB; use smaller sizes."
+        )
 
 
 def median_ms(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> float:

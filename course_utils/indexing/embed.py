@@ -7,7 +7,7 @@ forward pass on the current batch; a bounded queue keeps memory flat however big
 Every bad file is skipped with a reason instead of stopping the run, and every embedding is
 stored on disk (:mod:`.cache`), so re-indexing an unchanged folder embeds nothing.
 
-Introduced in 03_image_retrieval (exercise: index your own photos).
+Introduced in 06_exercises (exercise: index your own photos).
 """
 
 from __future__ import annotations
@@ -56,8 +56,6 @@ class EmbedResult:
 
     ``digests`` holds every input's content hash (None for a PIL image or an unreadable file);
     ``known`` lists the inputs left out because their hash was in ``known=``.
-
-    Introduced in 03_image_retrieval.
     """
 
     vectors: np.ndarray
@@ -146,7 +144,7 @@ def resolve_settings(
     processor = image_processor_of(embedder)
     recipe = PixelRecipe.from_processor(processor) if preprocess == "fast" else None
     parallel = resolve_parallel(parallel, device, recipe is not None, items)
-    workers = workers or default_workers(device, parallel)
+    workers = default_workers(device, parallel) if workers is None else workers
     if workers <= 0:
         raise CourseError(f"workers must be a positive number, got {workers}.")
     store = None
@@ -247,8 +245,6 @@ def embed_files(
     parallel : ``threads``, ``processes`` (Linux) or ``auto`` (see :func:`~.workers.resolve_parallel`).
     known : content hashes to leave out unembedded (listed in ``known`` of the result), e.g. the
         records a database already holds.
-
-    Introduced in 03_image_retrieval (exercise: index your own photos).
     """
     from tqdm.auto import tqdm
 
@@ -360,7 +356,7 @@ def build_index(
 
     Files that are not usable images are left out and listed in ``index.skipped`` with the reason.
     ``cache=True`` reuses embeddings stored on disk for unchanged files; other ``options`` go to
-    :func:`embed_files`. Introduced in 03_image_retrieval.
+    :func:`embed_files`.
     """
     return index_files(products, paths, embedder, **options)[0]
 
@@ -374,7 +370,7 @@ def index_folder(
     """Index every image in a folder (a photo folder, or a rendered catalog with its ``catalog.json``).
 
     Bad files are skipped and listed in ``index.skipped``; embeddings are cached on disk unless
-    ``cache=False``. Introduced in 03_image_retrieval (exercise: index your own photos).
+    ``cache=False``. Introduced in 06_exercises (exercise: index your own photos).
     """
     products, paths, skipped = folder_inputs(folder, catalog)
     options.setdefault("cache", True)

@@ -1,6 +1,6 @@
 """Which files of a folder are images to index, and which products they are.
 
-Introduced in 03_image_retrieval (exercise: index your own photos).
+Introduced in 06_exercises (exercise: index your own photos).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ IGNORED_NAMES = frozenset({"catalog.json", "Thumbs.db", "desktop.ini"})
 
 def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[dict]]:
     """Image files under ``folder`` (recursively, sorted), and the other files as ``{"path", "reason"}``.
+
+    Introduced in 06_exercises.
 
     Hidden files and folders, and ``catalog.json``, are ignored. Symbolic links to folders are not
     followed, so a link loop cannot trap the scan; a link that loops back on itself is reported.

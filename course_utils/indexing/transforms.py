@@ -2,7 +2,6 @@
 
 Resize the short side, centre-crop, then (on the model's device) scale and normalise. Workers run
 the cheap half on decoded images; :meth:`PixelRecipe.to_pixel_values` runs the rest in torch.
-Introduced in 03_image_retrieval (exercise: index your own photos).
 """
 
 from __future__ import annotations

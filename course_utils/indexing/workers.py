@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import math
 import os
-import stat
 import sys
 import threading
 from collections import deque
@@ -29,7 +28,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CourseError
-from ..images import UnusableImage, open_image, read_error_reason, to_rgb
+from ..files import open_regular
+from ..images import UnusableImage, open_image, read_error_reason
 from .transforms import PixelRecipe
 
 __all__ = [
@@ -47,22 +47,19 @@ __all__ = [
 #: Files up to this size are read once into memory (hash + decode from the same bytes); bigger ones are streamed.
 READ_IN_MEMORY_BYTES = 64 * 2**20
 
-_open = open  # the one place files are opened, so tests can simulate unreadable files
+_open = open_regular  # the one place files are opened, so tests can simulate unreadable files
 
 
 def read_and_hash(path: Path) -> tuple[bytes | None, str]:
     """The file's bytes (None for a file too big to hold; it is then decoded from disk) and content hash.
 
+    Only a regular file is read: a FIFO, a device or a folder is refused before its first byte.
     Raises :class:`UnusableImage` when the file cannot be read.
     """
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            reason = "is a directory, not an image" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise UnusableImage(path, reason)
         digest = hashlib.blake2b(digest_size=20)
-        with _open(path, "rb") as fh:
-            if info.st_size <= READ_IN_MEMORY_BYTES:
+        with _open(path) as fh:
+            if os.fstat(fh.fileno()).st_size <= READ_IN_MEMORY_BYTES:
                 data = fh.read()
                 digest.update(data)
                 return data, digest.hexdigest()
@@ -157,7 +154,7 @@ class DecodeJob:
         try:
             digest = None
             if isinstance(item, Image.Image):
-                image = to_rgb(item)
+                image = open_image(item)  # held to the same size limits as a file
             else:
                 path = Path(item)
                 data, digest = read_and_hash(path)

@@ -9,7 +9,7 @@ providers in turn).
 
 from .base import LLM, Attempt, LLMResponse, ProviderFailure, Usage, can_pin_provider
 from .cascade import Cascade, get_cascade
-from .gemini import gemini_config, gemini_parts, raw_gemini_call
+from .gemini import call_gemini, gemini_config, gemini_parts, raw_gemini_call
 from .images import EncodedImage, encode_image, encode_images
 from .keys import colab_secret
 from .offline import OFFLINE_LABEL, OFFLINE_PROVIDER, OfflineAnswerer
@@ -34,6 +34,7 @@ __all__ = [
     "ProviderFailure",
     "Seen",
     "Usage",
+    "call_gemini",
     "can_pin_provider",
     "colab_secret",
     "default_reader",

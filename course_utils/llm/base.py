@@ -42,7 +42,10 @@ class Usage:
 @dataclass(frozen=True)
 class LLMResponse:
     """An answer and who gave it. ``attempts`` lists the providers a cascade tried first;
-    ``usage`` is what the provider reported about tokens (None: nothing reported)."""
+    ``usage`` is what the provider reported about tokens (None: nothing reported).
+
+    Introduced in 06_exercises (where you build an LLM of your own that returns one).
+    """
 
     text: str
     provider: str

@@ -158,16 +158,16 @@ def call_gemini(
 
     key_env, api_key = key
     timeout = config.llm_timeout(timeout)
+    # Built outside _sdk_errors: a field the installed SDK lacks (Colab's google-genai is a major
+    # behind) raises a pydantic error that is our bug, not the provider's "malformed answer".
+    # [Part.from_text(text=prompt), Part.from_bytes(data=<png bytes>, mime_type="image/png"), ...]
+    contents = [types.Content(role="user", parts=gemini_parts(prompt, images))]
+    settings = gemini_config(model, system_prompt, max_tokens)  # system instruction, max tokens, thinking off
     # genai.Client(api_key=..., http_options=HttpOptions(timeout=..., retry_options=...))
     client = _client(api_key, base_url(provider), timeout)
     try:
         with _sdk_errors(model, key_env, timeout):  # extra code – SDK errors become one reason
-            response = client.models.generate_content(
-                model=model,
-                # [Part.from_text(text=prompt), Part.from_bytes(data=<png bytes>, mime_type="image/png"), ...]
-                contents=[types.Content(role="user", parts=gemini_parts(prompt, images))],
-                config=gemini_config(model, system_prompt, max_tokens),  # system instruction, max tokens, thinking off
-            )
+            response = client.models.generate_content(model=model, contents=contents, config=settings)
     finally:
         if hasattr(client, "close"):  # older google-genai clients have no close()
             client.close()

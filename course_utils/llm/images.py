@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from ..errors import CourseError
-from ..images import MAX_PIXELS, to_rgb
+from ..images import MAX_PIXELS, read_image_file, to_rgb
 
 __all__ = ["MAX_IMAGES", "MAX_SIDE", "EncodedImage", "ImageInput", "detect_mime", "encode_image", "encode_images"]
 
@@ -54,10 +54,7 @@ class EncodedImage:
 
 
 def detect_mime(data: bytes) -> str | None:
-    """The MIME type of PNG, JPEG, GIF or WebP ``data`` from its magic bytes, else None.
-
-    Introduced in 04_multimodal_generation.
-    """
+    """The MIME type of PNG, JPEG, GIF or WebP ``data`` from its magic bytes, else None."""
     head = bytes(data[:16])
     for signature, mime in _SIGNATURES:
         if head.startswith(signature):
@@ -75,14 +72,7 @@ def _read(image: Any, position: int) -> tuple[bytes | None, Image.Image | None, 
         return bytes(image), None, f"image {position} ({len(image)} bytes)"
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        try:
-            return path.read_bytes(), None, path.name
-        except FileNotFoundError:
-            raise CourseError(f"{path}: image file not found.") from None
-        except IsADirectoryError:
-            raise CourseError(f"{path}: is a directory, not an image.") from None
-        except OSError as exc:
-            raise CourseError(f"{path.name}: cannot read the image ({exc.strerror or exc}).") from None
+        return read_image_file(path), None, path.name  # never blocks on a FIFO, never reads /dev/zero
     raise CourseError(
         f"image {position}: a {type(image).__name__} is not an image; pass a file path, bytes or a PIL image."
     )
@@ -105,7 +95,6 @@ def encode_image(image: ImageInput, max_side: int = MAX_SIDE, *, position: int =
     PNG, JPEG, GIF and WebP files no larger than ``max_side`` are sent as their original bytes;
     larger ones are downscaled (JPEG stays JPEG, everything else becomes PNG), and other formats
     (BMP, TIFF, ...) are re-encoded as PNG. Raises :class:`CourseError` naming an unreadable image.
-    Introduced in 04_multimodal_generation.
     """
     data, pil, name = _read(image, position)
     mime = detect_mime(data) if data is not None else None

@@ -2,7 +2,7 @@
 
 Keys are read at call time (environment, a ``.env`` file, Colab secrets) and never stored on an
 object; every text the cascade shows (a server's error, a reason, an answer) passes through
-:func:`scrub` first. Introduced in 04_multimodal_generation.
+:func:`scrub` first.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def colab_secret(name: str) -> str | None:
     """The Colab secret ``name``, or None outside Colab or when it is missing or not shared.
 
     A secret found is also put into ``os.environ`` (without overriding it), so that later calls and
-    the command line in a ``!`` cell see it. Introduced in 04_multimodal_generation.
+    the command line in a ``!`` cell see it.
     """
     if name in _COLAB_MISSING:
         return None

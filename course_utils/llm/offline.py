@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import CourseError
-from ..prompts import parse_context, question_of
+from ..prompts import image_ranks_of, parse_context, question_of
 from ..query import QueryIntent, parse_question
 from .base import LLMResponse
 from .seeing import AttributeReader, default_reader
@@ -43,7 +43,8 @@ def answer_offline(prompt: str, images: Sequence[Any] = (), reader: AttributeRea
     cheapest / most expensive / price limits among them, and says so when none matches. Where
     the entries state every product's look, the pictures are not needed and the answer is built
     from the entries alone. Where they do not, image *i* (entry [*i*]) is read with ``reader``
-    (default: the bundled mini-CLIP), and what it saw is quoted. A condition it cannot check
+    (default: the bundled mini-CLIP; the prompt may say which entries the images show), and what it
+    saw is quoted. A condition it cannot check
     (a price no entry gives, a look with no picture) is named as such. It never names a product
     that is not in the prompt.
     """
@@ -59,7 +60,7 @@ def answer_offline(prompt: str, images: Sequence[Any] = (), reader: AttributeRea
     intent = parse_question(question_of(prompt), categories)
     if all(_LOOK <= e["fields"] for e in entries):
         return _answer_from_entries(entries, intent)
-    return _answer_with_gaps(entries, intent, list(images), reader)
+    return _answer_with_gaps(entries, intent, list(images), image_ranks_of(prompt), reader)
 
 
 def _answer_from_entries(entries: list[dict], intent: QueryIntent) -> str:
@@ -128,16 +129,23 @@ def _unchecked(intent: QueryIntent, entries: list[dict], has_images: bool) -> tu
 
 
 def _answer_with_gaps(
-    entries: list[dict], intent: QueryIntent, images: list[Any], reader: AttributeReader | None
+    entries: list[dict],
+    intent: QueryIntent,
+    images: list[Any],
+    image_ranks: list[int] | None,
+    reader: AttributeReader | None,
 ) -> str:
     """Some entries do not state the look: read it from their pictures, and say what stays unknown."""
     entries = [dict(e) for e in entries]
-    pictured = [(i, e) for i, e in enumerate(entries) if i < len(images) and not _LOOK <= e["fields"]]
+    # image j shows entry ranks[j] where the prompt says so, else entry j + 1
+    ranks = image_ranks if image_ranks is not None else [e["rank"] for e in entries[: len(images)]]
+    picture_of = {rank: j for j, rank in enumerate(ranks[: len(images)])}
+    pictured = [(picture_of[e["rank"]], e) for e in entries if e["rank"] in picture_of and not _LOOK <= e["fields"]]
     preface = ""
     if pictured:
         reader = reader or default_reader()
-        for (i, entry), seen in zip(pictured, reader.read([images[i] for i, _ in pictured]), strict=True):
-            entry.update(color_name=seen.color, shape=seen.shape, pattern=seen.pattern, seen=seen, image=i + 1)
+        for (j, entry), seen in zip(pictured, reader.read([images[j] for j, _ in pictured]), strict=True):
+            entry.update(color_name=seen.color, shape=seen.shape, pattern=seen.pattern, seen=seen, image=j + 1)
         preface = (
             f" I read colour, shape and pattern from the {len(pictured)} picture(s) with CLIP ({reader.model_id}); "
             "I cannot read the name or price printed on them."

@@ -2,7 +2,7 @@
 
 Data, one entry per provider; adding a provider is adding an entry (see docs/architecture.md).
 Endpoints and models can be overridden per provider with ``<PREFIX>_BASE_URL``, ``<PREFIX>_MODEL``
-and ``<PREFIX>_VISION_MODEL``. No key is ever stored here. Introduced in 04_multimodal_generation.
+and ``<PREFIX>_VISION_MODEL``. No key is ever stored here.
 """
 
 from __future__ import annotations
@@ -157,7 +157,6 @@ def parse_provider_names(names: str | Sequence[str], source: str = "providers") 
     """Providers from names like ``"gemini,openai,offline"`` (order kept, duplicates dropped).
 
     Raises :class:`CourseError` listing the valid names for an unknown one.
-    Introduced in 04_multimodal_generation.
     """
     items = names.split(",") if isinstance(names, str) else list(names)
     chosen: list[Provider] = []

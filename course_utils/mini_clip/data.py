@@ -198,7 +198,10 @@ def random_label(rng: np.random.Generator) -> tuple[str, str]:
 
 
 def sample_item(rng: np.random.Generator) -> ItemSpec:
-    """Draw random attributes, colour jitter, size, position and labels for one picture."""
+    """Draw random attributes, colour jitter, size, position and labels for one picture.
+
+    Introduced in 07_train_your_own_clip.
+    """
     shape = _pick(rng, SHAPES)
     color = _pick(rng, COLORS)
     pattern = _pick(rng, PATTERNS)
@@ -213,7 +216,10 @@ def sample_item(rng: np.random.Generator) -> ItemSpec:
 
 
 def render_item(item: ItemSpec, size: int = MODEL_IMAGE_SIZE) -> Image.Image:
-    """Draw the picture at the catalog's 256 px and shrink it as the processor would (bicubic)."""
+    """Draw the picture at the catalog's 256 px and shrink it as the processor would (bicubic).
+
+    Introduced in 07_train_your_own_clip.
+    """
     image = draw_item(
         item.shape,
         item.rgb,
@@ -327,7 +333,10 @@ def make_caption(rng: np.random.Generator, attrs: dict[str, str]) -> str:
 
 
 def caption_for(rng: np.random.Generator, item_attributes: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """A caption for a picture, and the attributes it mentions (what the loss checks other pictures for)."""
+    """A caption for a picture, and the attributes it mentions (what the loss checks other pictures for).
+
+    Introduced in 07_train_your_own_clip.
+    """
     mention = sample_mention(rng)
     attrs = {key: item_attributes[key] for key in mention}
     return make_caption(rng, attrs), attrs

@@ -55,6 +55,7 @@ def mini_clip_config() -> Any:
     Most of the ~3.6 M parameters are the 49,408-token embedding table of the real CLIP
     vocabulary; the text width is kept at 64 so the saved model stays small. The vision tower is
     as small as still learned shapes reliably in our runs: it sets the time a training step takes.
+    Introduced in 07_train_your_own_clip.
     """
     from transformers import CLIPConfig
 
@@ -81,7 +82,10 @@ def mini_clip_config() -> Any:
 
 
 def make_processor() -> Any:
-    """A ``CLIPProcessor`` with the real CLIP tokenizer and a 128 px image processor."""
+    """A ``CLIPProcessor`` with the real CLIP tokenizer and a 128 px image processor.
+
+    Introduced in 07_train_your_own_clip.
+    """
     from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTokenizer
 
     if not (TOKENIZER_DIR / "vocab.json").exists():
@@ -107,7 +111,7 @@ def multi_positive_loss(logits: Any, positives: Any) -> Any:
     (image -> captions) and each column (caption -> images) is a softmax whose target spreads
     evenly over its positives. With one positive per row this is the standard CLIP loss; with
     attribute captions ("a red item") most batches hold many true matches that the standard loss
-    would wrongly push apart.
+    would wrongly push apart. Introduced in 07_train_your_own_clip.
     """
     import torch.nn.functional as F
 

@@ -13,7 +13,9 @@ when a Chroma store is opened. Introduced in 09_scaling_with_a_vector_database.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ def chroma_settings() -> Any:
 
 def content_id(path: str | os.PathLike) -> str:
     """The record id of an image: the hash of its bytes (the embedding cache's key), so the same
-    image always gets the same id. Introduced in 09_scaling_with_a_vector_database.
+    image always gets the same id.
     """
     try:
         return read_and_hash(Path(path))[1]
@@ -132,16 +134,16 @@ class ChromaIndex:
                 f"`python -m course_utils index IMAGES --store {self.store}`."
             )
 
-    def _open(self, create: bool) -> Any:
+    def _open(self, create: bool, name: str | None = None) -> Any:
         from chromadb.errors import ChromaError, NotFoundError
 
         try:
             if create:
                 # cosine space: Chroma's distance is then 1 - cosine similarity
                 return self.client.get_or_create_collection(
-                    self.name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+                    name or self.name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
                 )
-            return self.client.get_collection(self.name, embedding_function=None)
+            return self.client.get_collection(name or self.name, embedding_function=None)
         except NotFoundError:
             raise CourseError(
                 f"No collection {self.name!r} at {self.store}. Build it with "
@@ -277,8 +279,8 @@ class ChromaIndex:
         their metadata refreshed (a new price, say). Files that are not usable images, and byte-for-byte copies
         of an earlier image, are left out and listed in ``skipped``. With ``prune`` (the default)
         records of images no longer in the catalog are deleted, and a collection built with another
-        model is rebuilt. Nothing is written before every image was read and embedded, so a run
-        that fails leaves the collection as it was.
+        model is replaced by a new one, filled under a temporary name first. Nothing is written
+        before every image was read and embedded, so a run that fails leaves the collection as it was.
         """
         products, paths = list(products), [str(p) for p in paths]
         if len(products) != len(paths):
@@ -306,11 +308,15 @@ class ChromaIndex:
             raise CourseError(
                 f"None of the {len(paths)} image(s) could be used, so there is nothing to index.{first_skip}"
             )
-        if not same_model:
-            self.reset()  # only now: the new vectors are ready
         # a rebuild numbers the rows in catalog order; a merge keeps known rows and appends new ones
         positions = list(range(len(ids))) if prune else self._positions_for(ids)
         metadatas = [product_metadata(products[i], paths[i], pos) for i, pos in zip(rows, positions, strict=True)]
+        if not same_model:
+            replaced = self.collection.count()
+            vectors = np.stack([vector_of[i] for i in rows])
+            self._replace_collection(embedder.model_id, embedder.dim, ids, vectors, metadatas)
+            self.last_build = {"embedded": result.embedded, "updated": 0, "removed": replaced}
+            return self
         new = [j for j, record in enumerate(ids) if record not in stored]
         old = [j for j, record in enumerate(ids) if record in stored]
         if new:
@@ -330,6 +336,29 @@ class ChromaIndex:
         self._rows = None
         self.last_build = {"embedded": result.embedded, "updated": len(old), "removed": removed}
         return self
+
+    def _replace_collection(
+        self, model_id: str, dim: int, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Fill a new collection under a temporary name, then give it this collection's name.
+
+        A failure while writing (a server gone, a full disk, Ctrl-C) deletes the new collection and
+        leaves the old one as it was; readers miss the collection only between the delete and the rename.
+        """
+        old, staging = self.collection, f"{self.name}-new-{secrets.token_hex(4)}"
+        self.collection = self._open(create=True, name=staging)
+        try:
+            self._write_meta(model_id, dim)
+            self._upsert(ids, vectors, metadatas)
+        except BaseException:
+            self.collection = old
+            with contextlib.suppress(Exception):  # the error that stopped the writes is the one to report
+                self.client.delete_collection(staging)
+            raise
+        self.client.delete_collection(self.name)
+        self.collection.modify(name=self.name)
+        self.collection = self._open(create=False)
+        self._rows = None
 
     def reset(self) -> None:
         """Delete the collection and start an empty one (same name)."""
@@ -429,24 +458,6 @@ class ChromaIndex:
     def _upsert(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Mapping[str, Any]]) -> None:
         for part in batch_slices(len(ids), self._batch_size()):
             self.collection.upsert(ids=list(ids[part]), embeddings=vectors[part], metadatas=list(metadatas[part]))
-
-
-def _product_from_metadata(meta: Mapping[str, Any], position: int) -> Product:
-    """The product a record describes, validated as a catalog entry (records may come from other clients)."""
-    if "price" not in meta:  # an image known only by its file name
-        return Product.from_file_name(str(meta.get("name", "")))
-    return product_from_dict({f: meta[f] for f in _PRODUCT_FIELDS if f in meta}, position)
-
-
-def _refuse_duplicates(ids: Sequence[str], products: Sequence[Product]) -> None:
-    first: dict[str, int] = {}
-    for i, record in enumerate(ids):
-        if record in first:
-            raise CourseError(
-                f"{products[first[record]].name!r} and {products[i].name!r} have byte-identical images; "
-                "the index keys images by their content, so give each product its own picture."
-            )
-        first[record] = i
 
 
 def _product_from_metadata(meta: Mapping[str, Any], position: int) -> Product:

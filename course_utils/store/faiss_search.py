@@ -4,8 +4,6 @@ Exact search (one matrix product over every row) is the course's default and is 
 100,000 images on a laptop. Past that, an inverted-file index (IVF) clusters the rows and scans
 only the clusters nearest the query: much less work, at the price of sometimes missing a true
 neighbour. :func:`recall_at_k` measures how often, against exact search.
-
-Introduced in 03_image_retrieval (going further: search at scale).
 """
 
 from __future__ import annotations
@@ -42,8 +40,6 @@ class FaissSearch:
     ``nlist`` (IVF clusters) defaults to about sqrt(rows); ``nprobe`` (clusters scanned per query)
     to nlist/16, which keeps recall@10 high on clustered data such as CLIP embeddings. Use
     :meth:`tune` to pick the smallest ``nprobe`` that reaches a recall target on your own queries.
-
-    Introduced in 03_image_retrieval (going further: search at scale).
     """
 
     def __init__(
@@ -137,8 +133,7 @@ def recall_at_k(
 ) -> float:
     """Share of the exact top-k that ``search`` also returns, averaged over ``queries`` (1.0 = no miss).
 
-    ``truth`` (from :func:`exact_top_k`) saves recomputing the exact answer. Introduced in
-    03_image_retrieval (going further: search at scale).
+    ``truth`` (from :func:`exact_top_k`) saves recomputing the exact answer.
     """
     queries = np.atleast_2d(queries)
     truth = exact_top_k(embeddings, queries, k) if truth is None else truth
@@ -153,7 +148,7 @@ class FaissIndex:
     Everything else (products, paths, exact similarities for the hybrid planner, metadata
     filters) is the wrapped index's, so it is a :class:`~course_utils.index.VectorIndex` like any
     other. ``method``: ``flat`` (exact), ``ivf`` (approximate, for large indexes) or ``auto`` (IVF
-    from :data:`IVF_MIN_ROWS` rows). Introduced in 03_image_retrieval (going further: search at scale).
+    from :data:`IVF_MIN_ROWS` rows).
     """
 
     def __init__(self, index: ImageIndex, method: str = "auto", **options: Any) -> None:

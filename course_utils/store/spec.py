@@ -23,10 +23,7 @@ DEFAULT_PORT = 8000  # what `chroma run` listens on when no port is given
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """Where an index lives: ``numpy`` (a file or the cached default), ``chroma`` (a folder) or ``http`` (a server).
-
-    Introduced in 09_scaling_with_a_vector_database.
-    """
+    """Where an index lives: ``numpy`` (a file or the cached default), ``chroma`` (a folder) or ``http`` (a server)."""
 
     kind: str
     location: str | None = None
@@ -41,7 +38,6 @@ def parse_store(spec: str | StoreSpec | None = None) -> StoreSpec:
     """Read a store spec: the argument, else ``COURSE_INDEX``, else ``numpy``.
 
     ``numpy`` (or ``numpy:FILE.npz``), ``chroma:PATH`` or ``http://HOST:PORT`` (``https://`` too).
-    Introduced in 09_scaling_with_a_vector_database.
     """
     if isinstance(spec, StoreSpec):
         return spec
@@ -67,10 +63,7 @@ def parse_store(spec: str | StoreSpec | None = None) -> StoreSpec:
 
 
 def chroma_client(spec: str | StoreSpec, create: bool = True) -> Any:
-    """A Chroma client for ``chroma:PATH`` (embedded, on disk) or ``http://HOST:PORT`` (a server).
-
-    Introduced in 09_scaling_with_a_vector_database.
-    """
+    """A Chroma client for ``chroma:PATH`` (embedded, on disk) or ``http://HOST:PORT`` (a server)."""
     store = parse_store(spec)
     if store.kind == "numpy":
         raise CourseError("The numpy store is a file, not a database: use chroma:PATH or http://HOST:PORT.")
@@ -83,6 +76,7 @@ def chroma_client(spec: str | StoreSpec, create: bool = True) -> Any:
                 f"`python -m course_utils index IMAGES --store chroma:{store.location}`."
             )
         try:
+            path.mkdir(parents=True, exist_ok=True)  # Chroma's own error for a bad folder is an InternalError
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings())
         except (OSError, ValueError) as exc:
             raise CourseError(f"Cannot open a Chroma database in {path}: {exc}") from None

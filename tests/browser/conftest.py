@@ -1,12 +1,17 @@
-"""Fixtures for the browser tests: a private JupyterLab server and a headless Chromium.
+"""Fixtures for the browser tests: a private notebook server and a headless Chromium.
 
-The notebooks run in a real JupyterLab (offline: mini-CLIP + the offline answerer) and a real
-Chromium drives the page, so a panel that works in a kernel test but renders blank in the browser
-fails here. Everything started here is always stopped again, also when a test fails: the server's
-kernels via the REST API, then the server, then (last resort) every process it left behind.
+The notebooks run in a real notebook front end (offline: mini-CLIP + the offline answerer) and a
+real Chromium drives the page, so a panel that works in a kernel test but renders blank in the
+browser fails here. The tests take ``notebook_page`` and run once in each front end installed
+(:func:`front_ends`): JupyterLab 4 in the default environment (ipywidgets 8); JupyterLab 4 with
+jupyterlab_widgets 1.1 and classic Notebook 6.5 with widgetsnbextension 3.6 in the "colab"
+environment of scripts/version_matrix.py (Colab's ipywidgets 7.7.1).
 
-Skips only where no Chromium exists and ``CI`` is not set; under CI a missing browser is a failure.
-Set ``COURSE_CHROMIUM`` to use another Chromium/Chrome executable.
+Everything started here is always stopped again, also when a test fails: the server's kernels via
+the REST API, then the server, then (last resort) every process it left behind.
+
+Skips only where no Chromium (or no front end) exists and ``CI`` is not set; under CI a
+missing one is a failure. Set ``COURSE_CHROMIUM`` to use another Chromium/Chrome executable.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
@@ -61,7 +67,7 @@ KERNEL_ENV = {"COURSE_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLIN
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives a notebook in JupyterLab with headless Chromium (slow)")
+    config.addinivalue_line("markers", "browser: drives a notebook front end with headless Chromium (slow)")
 
 
 def _in_ci() -> bool:
@@ -83,6 +89,28 @@ def find_chromium() -> str | None:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def _major(package: str) -> int | None:
+    try:
+        return int(version(package).split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return None
+
+
+def front_ends() -> list[str]:
+    """The notebook front ends installed here with a widget extension; the tests run in each.
+
+    "lab": JupyterLab 4 with jupyterlab_widgets (3.x draws ipywidgets 8; 1.1 draws ipywidgets 7).
+    "classic": classic Notebook 6 with widgetsnbextension (3.6 draws ipywidgets 7, like Colab's own
+    widget manager). Notebook 7 is JupyterLab inside, not the classic page.
+    """
+    found = []
+    if (_major("jupyterlab") or 0) >= 4 and _major("jupyterlab_widgets") is not None:
+        found.append("lab")
+    if _major("notebook") == 6 and _major("widgetsnbextension") is not None:
+        found.append("classic")
+    return found
 
 
 # --------------------------------------------------------------------------- processes
@@ -135,8 +163,10 @@ def _kill(pids: list[int]) -> None:
             pass
 
 
-class JupyterLab:
-    """A JupyterLab server on 127.0.0.1 with a random token, serving a copy of the notebooks."""
+class NotebookServer:
+    """A notebook server on 127.0.0.1 with a random token, serving a copy of the notebooks."""
+
+    app = ""  # the front end's name in messages
 
     def __init__(self, root: Path, home: Path, log: Path) -> None:
         self.root, self.home, self.log_path = root, home, log
@@ -146,20 +176,21 @@ class JupyterLab:
         self.process: subprocess.Popen | None = None
         self.runtime_dir = home / "runtime"
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def notebook_url(self, notebook: str) -> str:
+        raise NotImplementedError
+
     # -- lifecycle
     def start(self) -> None:
-        config, data, runtime = self.home / "config", self.home / "data", self.runtime_dir
-        settings, workspaces, ipython = (self.home / name for name in ("settings", "workspaces", "ipython"))
-        for folder in (config, data, runtime, settings, workspaces, ipython):
+        config, data, runtime, ipython = (self.home / name for name in ("config", "data", "runtime", "ipython"))
+        for folder in (config, data, runtime, ipython):
             folder.mkdir(parents=True, exist_ok=True)
-        for name, values in LAB_SETTINGS.items():
-            path = settings / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(values))
         env = {
             **os.environ,
             **KERNEL_ENV,
-            # user state stays out; sys.prefix/share/jupyter (labextensions, kernels) is still searched
+            # user state stays out; sys.prefix/share/jupyter (extensions, kernels) is still searched
             "JUPYTER_CONFIG_DIR": str(config),
             "JUPYTER_DATA_DIR": str(data),
             "JUPYTER_RUNTIME_DIR": str(runtime),
@@ -168,34 +199,14 @@ class JupyterLab:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
         env.pop("JUPYTER_PATH", None)
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
-            "--ServerApp.allow_root=True",  # CI containers run as root
-            "--ServerApp.terminals_enabled=False",
-            f"--LabApp.user_settings_dir={settings}",
-            f"--LabApp.workspaces_dir={workspaces}",
-            "--LabApp.news_url=",
-            # window.jupyterapp: lets the tests wait for the notebook's kernel as the page sees it
-            "--LabApp.expose_app_in_browser=True",
-            "--LanguageServerManager.autodetect=False",
-        ]
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            command, env=env, cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(), env=env, cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with code {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.app} exited with code {self.process.returncode}:\n{self.log_tail()}")
             try:
                 status = self.api("GET", "/api/status")
             except (OSError, urllib.error.URLError):
@@ -203,7 +214,7 @@ class JupyterLab:
                 continue
             if "started" in status:
                 return
-        raise RuntimeError(f"JupyterLab did not answer within {SERVER_START_S} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.app} did not answer within {SERVER_START_S} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """Kernels, then the server, politely; then SIGKILL whatever is left. Never raises."""
@@ -261,8 +272,70 @@ class JupyterLab:
         except OSError:
             return ""
 
-    def lab_url(self, notebook: str) -> str:
+
+class JupyterLab(NotebookServer):
+    """JupyterLab 4; jupyterlab_widgets draws the widgets (3.x: ipywidgets 8, 1.1: ipywidgets 7)."""
+
+    app = "JupyterLab"
+
+    def command(self) -> list[str]:
+        settings, workspaces = self.home / "settings", self.home / "workspaces"
+        workspaces.mkdir(parents=True, exist_ok=True)
+        for name, values in LAB_SETTINGS.items():
+            path = settings / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        return [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--ServerApp.allow_root=True",  # CI containers run as root
+            "--ServerApp.terminals_enabled=False",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={workspaces}",
+            "--LabApp.news_url=",
+            # window.jupyterapp: lets the tests wait for the notebook's kernel as the page sees it
+            "--LabApp.expose_app_in_browser=True",
+            "--LanguageServerManager.autodetect=False",
+        ]
+
+    def notebook_url(self, notebook: str) -> str:
         return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
+
+
+class ClassicNotebook(NotebookServer):
+    """Classic Notebook 6 with widgetsnbextension: ipywidgets 7's own front end, Colab's closest."""
+
+    app = "Notebook"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "notebook",
+            "--no-browser",
+            "--NotebookApp.ip=127.0.0.1",
+            f"--NotebookApp.port={self.port}",
+            "--NotebookApp.port_retries=0",
+            f"--NotebookApp.token={self.token}",
+            f"--NotebookApp.notebook_dir={self.root}",
+            "--NotebookApp.allow_root=True",  # CI containers run as root
+            "--NotebookApp.terminals_enabled=False",
+            "--NotebookApp.show_banner=False",  # no "Notebook 7 is coming" bar over the cells
+        ]
+
+    def notebook_url(self, notebook: str) -> str:
+        return f"{self.url}/notebooks/{notebook}?token={self.token}"
+
+
+SERVERS: dict[str, type[NotebookServer]] = {"lab": JupyterLab, "classic": ClassicNotebook}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -304,18 +377,29 @@ def browser(playwright_sync, chromium_executable):
 
 @pytest.fixture(scope="session")
 def notebooks_copy(tmp_path_factory) -> Path:
-    """A throwaway copy of notebooks/: Lab writes checkpoints there, never in the repository."""
-    root = tmp_path_factory.mktemp("lab-root")
+    """A throwaway copy of notebooks/: the server writes checkpoints there, never in the repository."""
+    root = tmp_path_factory.mktemp("notebook-root")
     for notebook in NOTEBOOKS.glob("*.ipynb"):
         shutil.copy2(notebook, root / notebook.name)
     return root
 
 
+@pytest.fixture(scope="session", params=front_ends() or ["none"])
+def front_end(request) -> str:
+    """Each usable front end in turn (see :func:`front_ends`): the tests run once in each."""
+    if request.param == "none":
+        _missing(
+            "No notebook front end with a widget extension is installed: pip install jupyterlab "
+            "(it brings jupyterlab_widgets), or notebook 6.5 with widgetsnbextension 3.6 for ipywidgets 7"
+        )
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def jupyter_lab(chromium_executable, notebooks_copy, tmp_path_factory):
-    """A running JupyterLab (one per session); always stopped, kernels included."""
-    home = tmp_path_factory.mktemp("lab-home")
-    server = JupyterLab(notebooks_copy, home, home / "jupyterlab.log")
+def notebook_server(front_end, chromium_executable, notebooks_copy, tmp_path_factory):
+    """A running server of the front end (one per session and front end); always stopped, kernels included."""
+    home = tmp_path_factory.mktemp(f"{front_end}-home")
+    server = SERVERS[front_end](notebooks_copy, home, home / f"{front_end}.log")
     try:
         server.start()
         yield server
@@ -331,15 +415,15 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def lab_page(browser, jupyter_lab, request):
-    """A fresh browser context + page on the lab; on failure a screenshot and the lab log are kept."""
+def notebook_page(browser, front_end, notebook_server, request):
+    """A fresh browser context + page on the server; on failure a screenshot and the server log are kept."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
-    helper = LabPage(page, jupyter_lab, console)
+    helper = PAGES[front_end](page, notebook_server, console)
     try:
         yield helper
     finally:
@@ -352,63 +436,55 @@ def lab_page(browser, jupyter_lab, request):
             except Exception:
                 pass
             (ARTIFACTS / f"FAILED-{stem}.console.txt").write_text("\n".join(console))
-            (ARTIFACTS / f"FAILED-{stem}.jupyterlab.log").write_text(jupyter_lab.log_tail(20_000))
+            (ARTIFACTS / f"FAILED-{stem}.server.log").write_text(notebook_server.log_tail(20_000))
         context.close()
-        jupyter_lab.shutdown_kernels()  # free the CPU and memory before the next notebook
+        notebook_server.shutdown_kernels()  # free the CPU and memory before the next notebook
 
 
-# --------------------------------------------------------------------------- page helper
-
-
-NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-
-# The prompt of every code cell: "[ ]:" (not run), "[*]:" (queued or running), "[12]:" (done).
-_PROMPTS = f"""() => [...document.querySelectorAll('{NOTEBOOK} .jp-CodeCell .jp-InputPrompt')]
-    .map(p => p.textContent.trim())"""
-_INDICATOR = f"""() => {{ const s = document.querySelector('{NOTEBOOK} .jp-Notebook-ExecutionIndicator');
-    return s ? s.getAttribute('data-status') : null; }}"""
-
-
-# The notebook's session as the page sees it (window.jupyterapp, exposed by the server flag).
-_SESSION = """async (path) => {
-  const app = window.jupyterapp;
-  if (!app) return {ready: false, why: 'window.jupyterapp not exposed yet'};
-  await app.restored;
-  const w = app.shell.currentWidget;
-  if (!w || !w.context || !w.sessionContext || w.context.path !== path)
-    return {ready: false, why: 'notebook not the current tab', current: w && w.context && w.context.path};
-  await w.context.ready;
-  await w.sessionContext.ready;
-  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
-  const state = {kernel: !!kernel, connection: kernel && kernel.connectionStatus, status: kernel && kernel.status,
-                 busyStarting: w.sessionContext.isRestarting || w.sessionContext.isTerminating};
-  state.ready = !!kernel && state.connection === 'connected' && state.status === 'idle' && !state.busyStarting;
-  return state;
-}"""
+# --------------------------------------------------------------------------- page helpers
 
 
 def _numbered(prompt: str) -> bool:
     return re.search(r"\[\d+\]", prompt) is not None
 
 
-class LabPage:
-    """The JupyterLab page: open a notebook, run all cells through the menu, find a widget panel."""
+class NotebookPage:
+    """The notebook page: open a notebook, run all cells through the menu, find a widget panel.
 
-    def __init__(self, page, lab: JupyterLab, console: list[str]) -> None:
-        self.page, self.lab, self.console = page, lab, console
+    A front end supplies its selectors and how to read its kernel's state; the rest is shared.
+    """
+
+    OUTPUTS = ""  # one cell output
+    ERROR_OUTPUTS = ""  # tracebacks and stderr
+
+    def __init__(self, page, server: NotebookServer, console: list[str]) -> None:
+        self.page, self.server, self.console = page, server, console
         self.notebook = ""
+
+    # -- what a front end supplies
+    def prompts(self) -> list[str]:
+        """The prompt of every code cell: "[ ]" (not run), "[*]" (queued or running), "[12]" (done)."""
+        raise NotImplementedError
 
     def session_state(self) -> dict:
         """The notebook's kernel as the page sees it: connected? idle? (for waits and messages)."""
-        return self.page.evaluate(_SESSION, self.notebook)
+        raise NotImplementedError
 
+    def _page_ready(self) -> bool:
+        """The page has loaded the notebook and its kernel is connected and idle."""
+        raise NotImplementedError
+
+    def _click_run_all(self) -> None:
+        raise NotImplementedError
+
+    # -- shared
     def _kernel_ready(self) -> bool:
-        """The kernel is idle, per the server (REST) and per the page (session + toolbar indicator)."""
-        for session in self.lab.api("GET", "/api/sessions"):
+        """The kernel is idle, per the server (REST) and per the page."""
+        for session in self.server.api("GET", "/api/sessions"):
             if session.get("path") == self.notebook:
                 kernel = session.get("kernel") or {}
                 if kernel.get("execution_state") == "idle" and kernel.get("connections", 0) >= 1:
-                    return self.session_state()["ready"] and self.page.evaluate(_INDICATOR) == "idle"
+                    return self._page_ready()
         return False
 
     def _wait(self, condition, timeout_s: float, what: str, poll_s: float = 0.25):
@@ -423,40 +499,35 @@ class LabPage:
             f"kernel seen by the page: {self.session_state()}"
         )
 
-    def prompts(self) -> list[str]:
-        return self.page.evaluate(_PROMPTS)
-
     def open_notebook(self, name: str, timeout_s: float = 90) -> None:
         """Open ``name`` and wait until all its cells are on the page and its kernel is ready.
 
-        Lab shows the notebook (and an "idle" indicator) before its kernel is connected; a Run
-        All issued in that window is silently dropped, hence the checks of the kernel through the
-        REST API and through the page's own session.
+        A front end shows the notebook (and an "idle" indicator) before its kernel is connected; a
+        Run All issued in that window is silently dropped, hence the checks of the kernel through
+        the REST API and through the page itself.
         """
         self.notebook = name
         code_cells = sum(
-            c["cell_type"] == "code" for c in self.lab.api("GET", f"/api/contents/{name}")["content"]["cells"]
+            c["cell_type"] == "code" for c in self.server.api("GET", f"/api/contents/{name}")["content"]["cells"]
         )
-        self.page.goto(self.lab.lab_url(name), timeout=timeout_s * 1000)
-        self.page.locator(NOTEBOOK).wait_for(state="visible", timeout=timeout_s * 1000)
+        self.page.goto(self.server.notebook_url(name), timeout=timeout_s * 1000)
         self._wait(lambda: len(self.prompts()) == code_cells, timeout_s, f"the {code_cells} code cells of {name}")
         self._wait(self._kernel_ready, timeout_s, f"the kernel of {name}")
 
     def run_all(self, timeout_s: float = 300) -> None:
-        """Run → Run All Cells, then wait until every code cell has an execution count.
+        """Run All Cells from the menu, then wait until every code cell has an execution count.
 
         Fails with the notebook's error output when execution stops at an exception.
         """
         for _attempt in range(3):
-            self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            self.page.locator("li[data-command='runmenu:run-all']").click()
+            self._click_run_all()
             try:  # every code cell shows [*] at once when the command went through
                 self._wait(lambda: any("*" in p or _numbered(p) for p in self.prompts()), 10, "Run All to start")
                 break
             except AssertionError:
                 self.page.keyboard.press("Escape")
         else:
-            raise AssertionError(f"Run → Run All Cells did not start {self.notebook}: {self.session_state()}")
+            raise AssertionError(f"Run All Cells did not start {self.notebook}: {self.session_state()}")
 
         def finished() -> str | None:
             prompts = self.prompts()
@@ -476,8 +547,7 @@ class LabPage:
 
     def error_text(self) -> str:
         """The text of the error outputs (tracebacks) on the page, for a failure message."""
-        outputs = self.page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        return "\n---\n".join(outputs.all_inner_texts())[-6000:]
+        return "\n---\n".join(self.page.locator(self.ERROR_OUTPUTS).all_inner_texts())[-6000:]
 
     def screenshot(self, locator, name: str) -> Path:
         """Save a screenshot of ``locator`` under test-artifacts/browser/ (git-ignored)."""
@@ -487,7 +557,7 @@ class LabPage:
 
     def widget_errors(self) -> list[str]:
         """Texts of widget views that failed to render (ipywidgets shows an error box instead)."""
-        boxes = self.page.locator(".jupyter-widgets, .jp-OutputArea-output")
+        boxes = self.page.locator(f".jupyter-widgets, {self.OUTPUTS}")
         return boxes.filter(
             has_text=re.compile(r"Error (displaying|rendering|creating) (widget|view)")
         ).all_inner_texts()
@@ -502,7 +572,7 @@ class LabPage:
         try:
             locator.first.wait_for(state="visible", timeout=timeout_s * 1000)
         except Exception:
-            outputs = self.page.locator(".jp-OutputArea-output").all_inner_texts()
+            outputs = self.page.locator(self.OUTPUTS).all_inner_texts()
             raise AssertionError(
                 f"No visible .{css_class} on the page: the panel did not render.\n"
                 f"widget errors: {self.widget_errors()}\nlast outputs: {outputs[-5:]}"
@@ -511,3 +581,91 @@ class LabPage:
         assert count == 1, f"expected exactly one .{css_class} on the page, found {count}"
         locator.scroll_into_view_if_needed()
         return locator
+
+
+LAB_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+# The notebook's session as the page sees it (window.jupyterapp, exposed by the server flag).
+_LAB_SESSION = """async (path) => {
+  const app = window.jupyterapp;
+  if (!app) return {ready: false, why: 'window.jupyterapp not exposed yet'};
+  await app.restored;
+  const w = app.shell.currentWidget;
+  if (!w || !w.context || !w.sessionContext || w.context.path !== path)
+    return {ready: false, why: 'notebook not the current tab', current: w && w.context && w.context.path};
+  await w.context.ready;
+  await w.sessionContext.ready;
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  const state = {kernel: !!kernel, connection: kernel && kernel.connectionStatus, status: kernel && kernel.status,
+                 busyStarting: w.sessionContext.isRestarting || w.sessionContext.isTerminating};
+  state.ready = !!kernel && state.connection === 'connected' && state.status === 'idle' && !state.busyStarting;
+  return state;
+}"""
+
+
+class LabPage(NotebookPage):
+    """JupyterLab 4: the Run menu, and the kernel as window.jupyterapp sees it."""
+
+    OUTPUTS = ".jp-OutputArea-output"
+    ERROR_OUTPUTS = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+    def prompts(self) -> list[str]:
+        return self.page.evaluate(
+            f"() => [...document.querySelectorAll('{LAB_NOTEBOOK} .jp-CodeCell .jp-InputPrompt')]"
+            ".map(p => p.textContent.trim())"
+        )
+
+    def session_state(self) -> dict:
+        return self.page.evaluate(_LAB_SESSION, self.notebook)
+
+    def _page_ready(self) -> bool:
+        indicator = self.page.evaluate(
+            f"() => {{ const s = document.querySelector('{LAB_NOTEBOOK} .jp-Notebook-ExecutionIndicator');"
+            " return s ? s.getAttribute('data-status') : null; }"
+        )
+        return self.session_state()["ready"] and indicator == "idle"
+
+    def _click_run_all(self) -> None:
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        self.page.locator("li[data-command='runmenu:run-all']").click()
+
+
+# The notebook's kernel as the classic page sees it; widgetsnbextension gives each kernel a
+# widget_manager once it has registered ipywidgets' comm target, so a panel displayed earlier
+# would find no one to draw it.
+_CLASSIC_SESSION = """() => {
+  const nb = window.Jupyter && window.Jupyter.notebook;
+  if (!nb || !nb._fully_loaded) return {ready: false, why: 'notebook not loaded yet'};
+  const kernel = nb.kernel;
+  const icon = document.querySelector('#kernel_indicator_icon');
+  const state = {kernel: !!kernel, connected: !!kernel && kernel.is_connected(),
+                 widgets: !!(kernel && kernel.widget_manager), indicator: icon && icon.className};
+  state.ready = state.connected && state.widgets && /kernel_idle/.test(state.indicator || '');
+  return state;
+}"""
+
+
+class ClassicPage(NotebookPage):
+    """Classic Notebook 6 (widgetsnbextension: ipywidgets 7's own widget manager)."""
+
+    OUTPUTS = ".output_subarea"
+    ERROR_OUTPUTS = ".output_subarea.output_error, .output_subarea.output_stderr"
+
+    def prompts(self) -> list[str]:
+        return self.page.evaluate(
+            "() => [...document.querySelectorAll('#notebook-container .code_cell .input_prompt')]"
+            ".map(p => p.textContent.trim())"
+        )
+
+    def session_state(self) -> dict:
+        return self.page.evaluate(_CLASSIC_SESSION)
+
+    def _page_ready(self) -> bool:
+        return self.session_state()["ready"]
+
+    def _click_run_all(self) -> None:
+        self.page.locator("#celllink").click()
+        self.page.locator("#run_all_cells > a").click()
+
+
+PAGES: dict[str, type[NotebookPage]] = {"lab": LabPage, "classic": ClassicPage}

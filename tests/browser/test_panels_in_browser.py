@@ -1,9 +1,11 @@
-"""The notebooks' interactive panels, used the way a student uses them: in JupyterLab, in Chromium.
+"""The notebooks' interactive panels, used the way a student uses them: in a notebook, in Chromium.
 
-Each test opens a notebook, runs all its cells from the Run menu, then types into the panel and
-clicks its button in the page. It checks what the page shows: result images that actually load,
-their captions, the answers, the friendly message. A panel that works in a kernel test but renders
-blank, or whose button does nothing in the browser, fails here.
+The tests run in each front end that speaks the installed ipywidgets' protocol (JupyterLab 4 for
+ipywidgets 8, classic Notebook 6 for Colab's ipywidgets 7; see conftest.py). Each test opens a
+notebook, runs all its cells from the menu, then types into the panel and clicks its button in the
+page. It checks what the page shows: result images that actually load, their captions, the
+answers, the friendly message. A panel that works in a kernel test but renders blank, or whose
+button does nothing in the browser, fails here.
 
 Offline (mini-CLIP + the offline answerer), like the notebook tests. Screenshots of the panels go
 to ``test-artifacts/browser/`` (git-ignored).
@@ -55,12 +57,12 @@ def _captions(panel) -> list[str]:
     return [text.strip() for text in panel.locator(".course-results .widget-html").all_inner_texts()]
 
 
-def test_ask_panel_shows_images_and_answers_in_the_browser(lab_page):
+def test_ask_panel_shows_images_and_answers_in_the_browser(notebook_page):
     from playwright.sync_api import expect
 
-    lab_page.open_notebook("05_image_rag_pipeline.ipynb")
-    lab_page.run_all()
-    panel = lab_page.panel("course-ask-panel")
+    notebook_page.open_notebook("05_image_rag_pipeline.ipynb")
+    notebook_page.run_all()
+    panel = notebook_page.panel("course-ask-panel")
     question = panel.locator(".widget-text input").first
     ask = panel.locator("button", has_text=re.compile(r"^\s*Ask\s*$"))
     with_rag, without_rag = panel.locator(".course-answer-with-rag"), panel.locator(".course-answer-without-rag")
@@ -79,20 +81,20 @@ def test_ask_panel_shows_images_and_answers_in_the_browser(lab_page):
     expect(without_rag).to_contain_text("Without RAG")
     assert "Widget A" not in without_rag.inner_text(), "the blind answer cannot know the shop's products"
     expect(panel).not_to_contain_text("Type a question first")
-    lab_page.screenshot(panel, "05_ask_panel.png")
+    notebook_page.screenshot(panel, "05_ask_panel.png")
 
     question.fill("   ")
     ask.click()
     expect(panel).to_contain_text("Type a question first")
-    assert not lab_page.widget_errors()
+    assert not notebook_page.widget_errors()
 
 
-def test_retrieval_explorer_follows_the_k_slider_in_the_browser(lab_page):
+def test_retrieval_explorer_follows_the_k_slider_in_the_browser(notebook_page):
     from playwright.sync_api import expect
 
-    lab_page.open_notebook("03_image_retrieval.ipynb")
-    lab_page.run_all()
-    panel = lab_page.panel("course-retrieval-explorer")
+    notebook_page.open_notebook("03_image_retrieval.ipynb")
+    notebook_page.run_all()
+    panel = notebook_page.panel("course-retrieval-explorer")
     readout = panel.locator(".widget-readout").first
     k_before = int(readout.inner_text())
 
@@ -115,5 +117,5 @@ def test_retrieval_explorer_follows_the_k_slider_in_the_browser(lab_page):
     _assert_images_load(panel.locator(RESULT_IMAGES))
     assert len(_captions(panel)) == k_after
     assert _captions(panel)[0].startswith("#1 Widget A"), _captions(panel)
-    lab_page.screenshot(panel, "03_retrieval_explorer.png")
-    assert not lab_page.widget_errors()
+    notebook_page.screenshot(panel, "03_retrieval_explorer.png")
+    assert not notebook_page.widget_errors()
