@@ -366,6 +366,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     llm = get_cascade(verbose=False, **({"max_images": ALL_IMAGES_LIMIT} if context == "all-images" else {}))
     rag = ImageRAG(index, embedder, llm, plan=args.plan, metadata=args.metadata, seed=args.seed)
     result = rag.ask(args.question, context, k=args.k)
+    for attempt in result.attempts:
+        if getattr(attempt, "outcome", None) == "failed":  # one line each, on stderr: --json keeps stdout one object
+            print(f"{attempt.provider} did not answer: {_shown(attempt.reason)}", file=sys.stderr)
     if args.json:
         print(_json({"query": result.question, "model": index.model_id, **result.to_dict()}))
         return 0

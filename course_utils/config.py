@@ -30,6 +30,8 @@ __all__ = [
     "llm_providers",
     "llm_timeout",
     "load_dotenv_file",
+    "local_vlm_max_new_tokens",
+    "local_vlm_model",
     "offline",
     "ollama_host",
     "provider_setting",
@@ -42,6 +44,8 @@ VERSION = "0.1.0"
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_LLM_TIMEOUT = 60.0
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+DEFAULT_LOCAL_VLM_MODEL = "HuggingFaceTB/SmolVLM-500M-Instruct"
+DEFAULT_LOCAL_VLM_MAX_NEW_TOKENS = 256
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -74,6 +78,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("<PREFIX>_MODEL", "per provider", "the model asked for text-only questions"),
     Setting("<PREFIX>_VISION_MODEL", "per provider", "the model asked when images are attached (empty: none)"),
     Setting("OLLAMA_HOST", DEFAULT_OLLAMA_HOST, "where a local `ollama serve` listens"),
+    Setting(
+        "LOCAL_VLM_MODEL",
+        DEFAULT_LOCAL_VLM_MODEL,
+        "the `local` provider's vision-language model: a hub name or a `save_pretrained` folder",
+    ),
+    Setting(
+        "LOCAL_VLM_MAX_NEW_TOKENS",
+        str(DEFAULT_LOCAL_VLM_MAX_NEW_TOKENS),
+        "the most tokens one answer of the `local` provider may have",
+    ),
     Setting("HF_ENDPOINT", "https://huggingface.co", "the Hugging Face hub probed before a model download"),
 )
 
@@ -148,6 +162,26 @@ def ollama_host() -> str:
     if "://" not in host:
         host = "http://" + host
     return host.rstrip("/").replace("://0.0.0.0", "://localhost")
+
+
+def local_vlm_model(model: str | os.PathLike | None = None) -> str:
+    """The local provider's model: the argument, else ``LOCAL_VLM_MODEL``, else SmolVLM-500M-Instruct."""
+    return str(model or env("LOCAL_VLM_MODEL") or DEFAULT_LOCAL_VLM_MODEL)
+
+
+def local_vlm_max_new_tokens(limit: int | None = None) -> int:
+    """Tokens per local answer: the argument, else ``LOCAL_VLM_MAX_NEW_TOKENS``, else 256."""
+    if limit is None:
+        raw = env("LOCAL_VLM_MAX_NEW_TOKENS")
+        if raw is None:
+            return DEFAULT_LOCAL_VLM_MAX_NEW_TOKENS
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise CourseError(f"LOCAL_VLM_MAX_NEW_TOKENS={raw!r} is not a whole number of tokens (e.g. 256).") from None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise CourseError(f"The local model's token limit must be a positive whole number, not {limit!r}.")
+    return limit
 
 
 def hub_endpoint() -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,7 @@ class RAGResult:
     grounding: GroundingReport | None = None
     note: str = ""
     attempts: tuple = field(default=(), repr=False)
+    images_sent: int = 0
     condition: str = "both"
     metadata: str = "full"
     sent: Sent | None = None
@@ -136,6 +137,8 @@ class RAGResult:
             "note": self.note,
             "results": [h.to_dict() for h in self.hits],
             "grounding": self.grounding.to_dict() if self.grounding else None,
+            "images_sent": self.images_sent,
+            "attempts": [asdict(a) for a in self.attempts if is_dataclass(a)],
             "condition": self.condition,
             "metadata": self.metadata,
             "sent": self.sent.to_dict() if self.sent else None,
@@ -280,6 +283,7 @@ class ImageRAG:
             grounding=check_grounding(response.text, hits, self.index.products),
             note=note,
             attempts=tuple(getattr(response, "attempts", ()) or ()),
+            images_sent=len(images),
             condition=condition,
             metadata=view,
             sent=Sent.measure(len(images), len(system) + len(prompt), usage),

@@ -375,12 +375,14 @@ def test_answer_text_is_read_defensively():
 # -- order, subsets and pinning -------------------------------------------------------------------
 
 
-def test_default_order_with_nothing_configured_ends_offline():
+def test_default_order_with_nothing_configured_ends_offline(monkeypatch):
+    monkeypatch.setattr(cascade_module, "cuda_available", lambda: False)  # the local model: GPU only by default
     response = get_cascade(verbose=False).generate_multimodal(PROMPT, [png_bytes("red")])
     assert [a.provider for a in response.attempts] == [p.display_name for p in PROVIDERS]
     assert [a.outcome for a in response.attempts] == ["skipped"] * (len(PROVIDERS) - 1) + ["answered"]
     assert response.attempts[0].reason == "GEMINI_API_KEY not set"
-    assert "no server answers at http://127.0.0.1:" in response.attempts[-2].reason
+    assert "no server answers at http://127.0.0.1:" in response.attempts[-3].reason
+    assert response.attempts[-2].reason.startswith("no CUDA GPU")
     assert (response.provider, response.model) == ("offline", "rule-based") and "Widget A" in response.text
 
 
@@ -401,7 +403,7 @@ def test_unknown_provider_names_list_the_valid_ones(monkeypatch):
     monkeypatch.setenv("COURSE_LLM_PROVIDERS", "gemini,chatgpt")
     with pytest.raises(CourseError, match="unknown LLM provider 'chatgpt'; valid names are gemini, ollama"):
         get_cascade(verbose=False).generate(PROMPT)
-    with pytest.raises(CourseError, match="valid names are .*ollama-local, offline"):
+    with pytest.raises(CourseError, match="valid names are .*ollama-local, local, offline"):
         get_cascade(verbose=False, providers="nope")
     with pytest.raises(CourseError, match="COURSE_LLM_TIMEOUT"):
         monkeypatch.setenv("COURSE_LLM_PROVIDERS", "offline")

@@ -3,8 +3,8 @@
 One module per job: :mod:`.base` (interface and answer record), :mod:`.offline` (the rule-based
 stand-in), :mod:`.seeing` (what it reads from a picture), :mod:`.providers` (the provider table),
 :mod:`.keys` (finding keys, keeping them out of output), :mod:`.images` (images on the wire),
-:mod:`.openai_compat` and :mod:`.gemini` (the two wire protocols) and :mod:`.cascade` (trying the
-providers in turn).
+:mod:`.openai_compat` and :mod:`.gemini` (the two wire protocols), :mod:`.local_vlm` (a
+vision-language model in this process) and :mod:`.cascade` (trying the providers in turn).
 """
 
 from .base import LLM, Attempt, LLMResponse, ProviderFailure, Usage, can_pin_provider
@@ -12,6 +12,7 @@ from .cascade import Cascade, get_cascade
 from .gemini import call_gemini, gemini_config, gemini_parts, raw_gemini_call
 from .images import EncodedImage, encode_image, encode_images
 from .keys import colab_secret
+from .local_vlm import LocalVLM, free_local_vlm
 from .offline import OFFLINE_LABEL, OFFLINE_PROVIDER, OfflineAnswerer
 from .openai_compat import openai_messages
 from .providers import PROVIDER_NAMES, PROVIDERS, Provider, parse_provider_names
@@ -29,6 +30,7 @@ __all__ = [
     "Cascade",
     "EncodedImage",
     "LLMResponse",
+    "LocalVLM",
     "OfflineAnswerer",
     "Provider",
     "ProviderFailure",
@@ -40,6 +42,7 @@ __all__ = [
     "default_reader",
     "encode_image",
     "encode_images",
+    "free_local_vlm",
     "gemini_config",
     "gemini_parts",
     "get_cascade",

@@ -3,8 +3,9 @@
 Free tiers run out, keys expire and services go down, so the course never depends on one provider.
 :func:`get_cascade` returns a :class:`Cascade` that tries, in order, Gemini (``google-genai`` SDK),
 Ollama Cloud, Groq, Hugging Face, Cohere, OpenRouter, OpenAI and xAI (all through the ``openai``
-SDK against their OpenAI-compatible endpoints), a local Ollama server, and finally the rule-based
-:class:`~course_utils.llm.offline.OfflineAnswerer`. A provider without a key is skipped; one that
+SDK against their OpenAI-compatible endpoints), a local Ollama server, a vision-language model in
+this process (``local``, by default only next to a CUDA GPU; see :mod:`.local_vlm`), and finally
+the rule-based :class:`~course_utils.llm.offline.OfflineAnswerer`. A provider without a key is skipped; one that
 fails (rate limit, server error, timeout, rejected key, empty answer, ...) is recorded and the next
 one is tried. Every answer says who gave it (:class:`~course_utils.llm.base.LLMResponse`).
 
@@ -24,6 +25,7 @@ from .base import Attempt, LLMResponse, ProviderFailure, Usage
 from .gemini import call_gemini
 from .images import MAX_IMAGES, MAX_SIDE, EncodedImage, ImageInput, encode_images
 from .keys import find_key, forget_missing_secrets, scrub
+from .local_vlm import call_local, cuda_available
 from .offline import OfflineAnswerer
 from .openai_compat import call_openai
 from .providers import (
@@ -79,10 +81,18 @@ class Cascade:
             return parse_provider_names(configured, "COURSE_LLM_PROVIDERS")
         return list(PROVIDERS)
 
-    def _unavailable(self, provider: Provider, model: str | None, n_images: int, vision: bool) -> str | None:
+    def _chosen(self) -> bool:
+        """Whether the providers were named (``providers=`` or ``COURSE_LLM_PROVIDERS``), not the default list."""
+        return self._names is not None or config.llm_providers() is not None
+
+    def _unavailable(
+        self, provider: Provider, model: str | None, n_images: int, vision: bool, chosen: bool = False
+    ) -> str | None:
         """Why ``provider`` is skipped for this call, or None when it can be asked."""
         if provider.protocol == "offline":
             return None
+        if provider.protocol == "local" and not chosen and not cuda_available():
+            return "no CUDA GPU: on a CPU it is slow, so it runs only when named (COURSE_LLM_PROVIDERS=local,offline)"
         if provider.key_envs and find_key(provider) is None:
             return f"{provider.key_envs[0]} not set"
         if model is None:
@@ -102,8 +112,10 @@ class Cascade:
         infos = []
         for provider in self.order():
             text_model, vision_model = model_for(provider, False), model_for(provider, True)
-            why = self._unavailable(provider, text_model, 0, False)
-            if provider.protocol == "offline":
+            why = self._unavailable(provider, text_model, 0, False, self._chosen())
+            if provider.protocol == "local" and not why:
+                detail = f"{text_model}, in this process (loaded on first use)"
+            elif provider.protocol == "offline":
                 detail = "rule-based answerer: reads the catalog text, reads colour, shape and pattern from images, always answers"
             elif why:
                 where = f" (key: {provider.key_page})" if provider.key_envs and provider.key_page else ""
@@ -130,7 +142,8 @@ class Cascade:
         elif all(info.state == "skipped" or info.name == "offline" for info in infos):
             lines.append(
                 "  No LLM is configured: set one of the keys above (in the environment, a .env "
-                "file or Colab secrets) to get real answers."
+                "file or Colab secrets) to get real answers, or run a model here with no key: "
+                "COURSE_LLM_PROVIDERS=local,offline (fast on a GPU, slow on a CPU)."
             )
         return "\n".join(lines)
 
@@ -188,10 +201,11 @@ class Cascade:
                     f"provider={pinned!r} was asked for, but COURSE_OFFLINE=1 allows only the offline answerer."
                 )
             order = [chosen]
+        chosen = pinned is not None or self._chosen()
         attempts: list[Attempt] = []
         for candidate in order:
             use_model = model if model and candidate.protocol != "offline" else model_for(candidate, vision)
-            why = self._unavailable(candidate, use_model, len(images), vision)
+            why = self._unavailable(candidate, use_model, len(images), vision, chosen)
             if why:
                 attempts.append(Attempt(candidate.display_name, "skipped", scrub(why)))
                 continue
@@ -223,6 +237,8 @@ class Cascade:
     ) -> tuple[str, Usage | None]:
         if provider.protocol == "offline":
             return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text, None
+        if provider.protocol == "local":
+            return call_local(model, prompt, images, system_prompt, max_tokens, timeout)
         key = find_key(provider)
         if provider.protocol == "gemini":
             assert key is not None

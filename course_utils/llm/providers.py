@@ -42,7 +42,7 @@ class Provider:
 
     name: str  # as written in COURSE_LLM_PROVIDERS
     display_name: str  # as reported in LLMResponse.provider
-    protocol: str  # "gemini", "openai" (OpenAI-compatible), or "offline"
+    protocol: str  # "gemini", "openai" (OpenAI-compatible), "local" (in this process) or "offline"
     env_prefix: str  # <PREFIX>_BASE_URL, <PREFIX>_MODEL, <PREFIX>_VISION_MODEL
     key_envs: tuple[str, ...]  # where the key may be; empty: needs none
     base_url: str | None
@@ -113,6 +113,12 @@ PROVIDERS: tuple[Provider, ...] = (
         model="gemma3:4b", vision_model="gemma3:4b",
         key_page="https://ollama.com/download",
     ),
+    Provider(
+        "local", "local", "local", "LOCAL_VLM", (),
+        base_url=None,  # runs in this process through transformers (llm/local_vlm.py)
+        model=config.DEFAULT_LOCAL_VLM_MODEL, vision_model=config.DEFAULT_LOCAL_VLM_MODEL,
+        key_page="https://huggingface.co/HuggingFaceTB/SmolVLM-500M-Instruct",
+    ),
     Provider("offline", "offline", "offline", "", (), base_url=None, model=OFFLINE_MODEL, vision_model=OFFLINE_MODEL),
 )
 # fmt: on
@@ -147,6 +153,8 @@ def model_for(provider: Provider, vision: bool) -> str | None:
     """The model to ask; None when the provider has no vision model (``<PREFIX>_VISION_MODEL=``)."""
     if provider.protocol == "offline":
         return provider.model
+    if provider.protocol == "local":
+        return config.local_vlm_model()  # one model for text and images
     if not vision:
         return config.provider_setting(provider.env_prefix, "MODEL") or provider.model
     name = f"{provider.env_prefix}_VISION_MODEL"
