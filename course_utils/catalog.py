@@ -30,6 +30,7 @@ __all__ = [
     "SHAPES",
     "default_catalog",
     "draw_item",
+    "generate_catalog",
     "hex_to_rgb",
     "load_catalog",
     "Product",
@@ -130,6 +131,62 @@ DEFAULT_PRODUCTS: tuple[Product, ...] = (
 def default_catalog() -> list[Product]:
     """The course's eight-product catalog. Introduced in 01_synthetic_catalog."""
     return list(DEFAULT_PRODUCTS)
+
+
+#: The product families of a generated catalog, each with its category.
+FAMILIES = (("Widget", "widgets"), ("Gadget", "gadgets"), ("Tool", "tools"), ("Gizmo", "gizmos"))
+
+
+def _code(i: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: the letter code of a family's i-th product."""
+    code = ""
+    i += 1
+    while i:
+        i, rest = divmod(i - 1, 26)
+        code = chr(ord("A") + rest) + code
+    return code
+
+
+def generate_catalog(n: int = 40, seed: int = 0) -> list[Product]:
+    """A random catalog of ``n`` products, the same for the same seed.
+
+    Every look is drawn at random (shape, colour, pattern) and each colour gets a little jitter
+    around its typical hex value, so a colour name stands for a range of shades; prices are
+    distinct, between $2 and $80; names follow the default catalog ("Gadget C", "Gizmo F").
+    Introduced in 10_what_the_pictures_add.
+    """
+    import numpy as np
+
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1000:
+        raise CourseError(f"A generated catalog holds 1 to 1000 products, not {n!r}.")
+    rng = np.random.default_rng([seed, 16])
+    counts = [0] * len(FAMILIES)
+    prices: set[float] = set()
+    products = []
+    for _ in range(n):
+        family = int(rng.integers(len(FAMILIES)))
+        word, category = FAMILIES[family]
+        name = f"{word} {_code(counts[family])}"
+        counts[family] += 1
+        color_name = str(rng.choice(list(COLOR_HEX)))
+        base = np.array(hex_to_rgb(COLOR_HEX[color_name]))
+        rgb = np.clip(base + rng.integers(-14, 15, size=3), 0, 255)
+        price = round(float(rng.uniform(2, 80)), 2)
+        while price in prices:
+            price = round(float(rng.uniform(2, 80)), 2)
+        prices.add(price)
+        products.append(
+            Product(
+                name=name,
+                shape=str(rng.choice(SHAPES)),
+                color="#" + "".join(f"{int(v):02X}" for v in rgb),
+                color_name=color_name,
+                pattern=str(rng.choice(PATTERNS)),
+                price=price,
+                category=category,
+            )
+        )
+    return products
 
 
 def _clean_text(value: str) -> str:

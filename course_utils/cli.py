@@ -18,9 +18,15 @@ from PIL import Image
 
 from .errors import CourseError
 from .indexing import PARALLEL
+from .prompts import CONDITIONS, METADATA_VIEWS
 
 __all__ = ["build_parser", "main"]
 
+CONTEXT_HELP = (
+    "what the LLM is sent: none, metadata (rows), images (pictures and their names), both (default), "
+    "all-images (every catalog image) or random (k random products)"
+)
+METADATA_HELP = "full: every catalog field; shop: name, price and category only (no colour, shape or pattern)"
 PARALLEL_HELP = "decode images in threads or worker processes (default auto: processes next to a CUDA GPU)"
 STORE_HELP = "numpy (default), chroma:PATH or http://HOST:PORT (a Chroma server); default: COURSE_INDEX or numpy"
 
@@ -48,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("catalog", help="render the catalog images and write catalog.json beside them")
-    p.add_argument("--catalog", help="a catalog.json to render (default: the course's 8 products)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--catalog", help="a catalog.json to render (default: the course's 8 products)")
+    source.add_argument("--generate", type=int, metavar="N", help="render N random products instead")
+    p.add_argument("--seed", type=int, default=0, help="the random catalog of --generate (default 0)")
     p.add_argument("--out", default="catalog", help="output folder (default: ./catalog)")
 
     p = sub.add_parser("index", help="embed a folder of catalog images into an index file")
@@ -72,8 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question from the retrieved images (Image RAG)")
     p.add_argument("question")
-    p.add_argument("--no-rag", action="store_true", help="ask the LLM without any catalog context")
+    p.add_argument("--no-rag", action="store_true", help="ask the LLM without any catalog context (--context none)")
+    p.add_argument("--context", choices=CONDITIONS, default="both", help=CONTEXT_HELP)
+    p.add_argument("--metadata", choices=METADATA_VIEWS, default="full", help=METADATA_HELP)
+    p.add_argument("--seed", type=int, default=0, help="the products of --context random (default 0)")
     _add_index_args(p)
+
+    p = sub.add_parser("ablation", help="score answers under every evidence condition, per question type")
+    p.add_argument("--catalog", help="catalog.json (default: the course's 8 products)")
+    p.add_argument("--metadata", choices=METADATA_VIEWS, default="shop", help=METADATA_HELP + " (default here: shop)")
+    p.add_argument("--questions", help='JSONL file: {"query": ..., "relevant": [...], "type": ...} per line')
+    p.add_argument("--provider", help="LLM providers to try, e.g. gemini or groq,offline (default: the cascade)")
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help="conditions to run, comma-separated")
+    p.add_argument("--per-type", type=int, help="ask at most this many questions of each type")
+    p.add_argument("-k", type=int, default=3, help="how many products to retrieve (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="the products of the random condition (default 0)")
+    p.add_argument("--model", help="CLIP model for retrieval (hub name or folder)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--out", help="also write the JSON report to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("eval", help="measure retrieval quality on labelled queries")
     source = p.add_mutually_exclusive_group(required=True)
@@ -206,9 +232,12 @@ def _hits_table(hits) -> str:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from .catalog import default_catalog, load_catalog, render_catalog
+    from .catalog import default_catalog, generate_catalog, load_catalog, render_catalog
 
-    products = load_catalog(args.catalog) if args.catalog else default_catalog()
+    if args.generate is not None:
+        products = generate_catalog(args.generate, seed=args.seed)
+    else:
+        products = load_catalog(args.catalog) if args.catalog else default_catalog()
     _writable_folder(Path(args.out), "--out")
     paths = render_catalog(products, args.out)
     print(f"Rendered {len(paths)} products to {_shown(args.out)}/ (catalog.json beside them).")
@@ -314,13 +343,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sent_line(result) -> str:
+    sent = result.sent
+    if sent is None:
+        return ""
+    if sent.image_tokens is None or not sent.images:
+        tokens = sent.image_tokens_source
+    else:
+        tokens = f"{sent.image_tokens} image tokens ({sent.image_tokens_source})"
+    return f"Sent ({result.condition}, {result.metadata} rows): {sent.images} image(s), {sent.prompt_chars} characters, {_shown(tokens)}."
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from .llm import get_cascade
-    from .rag import ImageRAG
+    from .rag import ALL_IMAGES_LIMIT, ImageRAG
 
+    context = "none" if args.no_rag else args.context
+    if args.no_rag and args.context not in ("none", "both"):
+        raise CourseError(f"--no-rag is --context none; it cannot be combined with --context {args.context}.")
     index, embedder = _load_index(args)
-    rag = ImageRAG(index, embedder, get_cascade(verbose=False), plan=args.plan)
-    result = rag.answer_without_rag(args.question) if args.no_rag else rag.answer(args.question, k=args.k)
+    # every catalog image travels in one request only under all-images; otherwise the usual limit
+    llm = get_cascade(verbose=False, **({"max_images": ALL_IMAGES_LIMIT} if context == "all-images" else {}))
+    rag = ImageRAG(index, embedder, llm, plan=args.plan, metadata=args.metadata, seed=args.seed)
+    result = rag.ask(args.question, context, k=args.k)
     for attempt in result.attempts:
         if getattr(attempt, "outcome", None) == "failed":  # one line each, on stderr: --json keeps stdout one object
             print(f"{attempt.provider} did not answer: {_shown(attempt.reason)}", file=sys.stderr)
@@ -336,6 +381,42 @@ def cmd_ask(args: argparse.Namespace) -> int:
     cached = ", cached" if result.cached else ""
     print(f"Answer ({_shown(result.provider)}, {_shown(result.model)}{'' if result.used_rag else ', no RAG'}{cached}):")
     print(_shown(result.answer, keep="\n"))  # an answer comes from a server: no escape codes reach the terminal
+    print(_sent_line(result))
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from .ablation import ablation_questions, first_per_type, format_table, load_ablation_questions, run_ablation
+    from .catalog import default_catalog, load_catalog
+    from .embeddings import load_clip
+    from .llm import get_cascade
+    from .rag import ALL_IMAGES_LIMIT, ImageRAG, check_condition
+    from .workspace import catalog_index
+
+    conditions = [check_condition(c.strip()) for c in args.conditions.split(",") if c.strip()]
+    products = load_catalog(args.catalog) if args.catalog else default_catalog()
+    questions = load_ablation_questions(args.questions) if args.questions else None
+    if args.per_type is not None:
+        questions = first_per_type(questions or ablation_questions(products), args.per_type)
+    out = Path(args.out) if args.out else None
+    if out:
+        _writable_folder(out.parent, "--out")
+    embedder = load_clip(args.model, device=args.device)
+    index = catalog_index(embedder, products)
+    llm = get_cascade(verbose=False, providers=args.provider, max_images=ALL_IMAGES_LIMIT)
+    rag = ImageRAG(index, embedder, llm, metadata=args.metadata, seed=args.seed)
+    report = run_ablation(
+        rag,
+        questions,
+        conditions=conditions,
+        k=args.k,
+        progress=lambda message: print(f"ablation: {message}", file=sys.stderr, flush=True),
+    )
+    report["catalog"] = args.catalog or "default"
+    if out:
+        out.write_text(_json(report, indent=1) + "\n", encoding="utf-8")
+    print(_json(report) if args.json else _shown(format_table(report), keep="\n"))
+    return 0
     return 0
 
 
@@ -414,6 +495,7 @@ COMMANDS = {
     "index": cmd_index,
     "search": cmd_search,
     "ask": cmd_ask,
+    "ablation": cmd_ablation,
     "eval": cmd_eval,
     "train-mini-clip": cmd_train,
     "bench": cmd_bench,

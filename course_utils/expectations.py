@@ -100,6 +100,22 @@ CLAIMS: dict[str, Claim] = {
         'the pipeline refuses "a black hexagonal product": no match, every hit weak',
         '"We don\'t have that": out-of-catalog refusal',
     ),
+    # 10_what_the_pictures_add: these depend on the answering LLM too, so a notebook passes the
+    # CLIP alone only when the offline answerer answered, and otherwise names the pair
+    "10.images-beat-rows-on-looks": Claim(
+        "with shop rows, images and both beat rows alone on the visual question types", "Reading the chart"
+    ),
+    "10.rows-beat-images-on-price": Claim(
+        "with shop rows, rows alone and both beat images alone on price questions", "Reading the chart"
+    ),
+    "10.full-rows-match-on-looks": Claim(
+        "with full rows, rows alone score what rows and images score on the visual question types",
+        "6. When the rows do describe the looks",
+    ),
+    "10.images-name-red": Claim(
+        'under images, the answer to "What red products do you have?" names Widget A alone, and under shop rows none',
+        "3. How the offline answerer looks",
+    ),
 }
 
 # Model id (as CLIPEmbedder.model_id gives it: a folder name plus a hash of the weights) -> what the

@@ -16,10 +16,12 @@ from .catalog import Product
 from .images import ImageLike, open_image
 
 __all__ = [
+    "CONDITION_COLORS",
     "IMAGE_MARKER",
     "STRONG_COLOR",
     "TEXT_MARKER",
     "WEAK_COLOR",
+    "ablation_bars",
     "contrastive_diagram",
     "metrics_by_type",
     "pca_2d",
@@ -269,4 +271,42 @@ def score_distributions(present: Sequence[float], absent: Sequence[float], thres
     ax.set_xlabel("similarity of the best hit")
     ax.set_ylabel("queries")
     ax.legend()
+    return fig
+
+
+#: One colour per evidence condition, the same in every chart: greys for the controls.
+CONDITION_COLORS = {
+    "none": "#BDC3C7",
+    "metadata": "#E67E22",
+    "images": "#3498DB",
+    "both": "#27AE60",
+    "all-images": "#8E44AD",
+    "random": "#7F8C8D",
+}
+
+
+def ablation_bars(report: dict, metric: str = "accuracy"):
+    """Grouped bars of an ablation report: one group per question type, one bar per condition.
+
+    ``report`` is what :func:`course_utils.ablation.run_ablation` returns. Introduced in
+    10_what_the_pictures_add.
+    """
+    conditions = [entry["condition"] for entry in report["conditions"]]
+    types = list(report["conditions"][0]["by_type"]) if conditions else []
+    width = 0.8 / max(1, len(conditions))
+    fig = _figure(max(7.0, 1.4 * len(types) + 2), 3.6)
+    ax = fig.add_subplot()
+    for i, entry in enumerate(report["conditions"]):
+        values = [entry["by_type"][t][metric] or 0.0 for t in types]
+        positions = [x + (i - (len(conditions) - 1) / 2) * width for x in range(len(types))]
+        ax.bar(positions, values, width, label=entry["condition"], color=CONDITION_COLORS.get(entry["condition"]))
+    ax.set_xticks(range(len(types)))
+    ax.set_xticklabels([f"{t}\n(n={report['conditions'][0]['by_type'][t]['n']})" for t in types])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(
+        f"{metric.replace('_', ' ')} by condition: {report['catalog_products']} products, '{report['metadata']}' rows"
+    )
+    ax.legend(ncol=len(conditions), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    fig.tight_layout()
     return fig

@@ -16,17 +16,21 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .ablation import ablation_questions, score_answer
 from .catalog import COLOR_HEX, PATTERNS, SHAPES, Product, product_from_dict, render_product
 from .errors import CourseError
 from .images import ImageLike, open_image
 from .index import VectorIndex
 from .llm import can_pin_provider
+from .prompts import CONDITIONS, METADATA_VIEWS
 from .retrieval import check_query, retrieve
-from .viz import STRONG_COLOR, WEAK_COLOR, similarity_bars
+from .viz import CONDITION_COLORS, STRONG_COLOR, WEAK_COLOR, similarity_bars
 
 __all__ = [
     "AUTO",
     "THUMBNAIL",
+    "ablation_panel",
+    "AblationPanel",
     "ask_panel",
     "AskPanel",
     "backend_explorer",
@@ -403,6 +407,9 @@ class AskPanel(Panel):
         )
         self.query.layout.width = "420px"
         self.k = widgets.IntSlider(value=max(1, min(k, n)), min=1, max=n, description="k")
+        self.metadata = widgets.Dropdown(
+            options=[("full rows", "full"), ("shop rows (no look)", "shop")], value=rag.metadata, description="Rows"
+        )
         self.button = widgets.Button(description="Ask", button_style="primary")
         self.results = widgets.HBox(layout=_layout(flex_flow="row wrap"))
         self.with_rag = widgets.HTML(value="", layout=_layout(width="50%"))
@@ -410,7 +417,7 @@ class AskPanel(Panel):
         self._connect(self.button)
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.query, self.k, self.button]),
+                widgets.HBox([self.query, self.k, self.metadata, self.button]),
                 self.message,
                 self.results,
                 widgets.HBox([self.with_rag, self.without_rag]),
@@ -427,7 +434,7 @@ class AskPanel(Panel):
         if query is None:
             self.message.value = _info("Type a question first, e.g. 'What is the cheapest red product?'.")
             return None
-        with_rag, without_rag = self.rag.compare(query, k=int(self.k.value))
+        with_rag, without_rag = self.rag.compare(query, k=int(self.k.value), metadata=self.metadata.value)
         self.results.children = [_result_card(hit) for hit in with_rag.hits]
         self.with_rag.value = _answer_box(with_rag, f"With RAG (sees {len(with_rag.hits)} catalog images)")
         self.without_rag.value = _answer_box(without_rag, "Without RAG (no catalog)")
@@ -558,3 +565,121 @@ def backend_explorer(
     Introduced in 09_scaling_with_a_vector_database.
     """
     return BackendExplorer(embedder, backends, k=k, plan=plan)
+
+
+# --------------------------------------------------------------------------- 10: what the pictures add
+
+_SHOWN_BY_DEFAULT = ("metadata", "images", "both")
+
+
+def _sent_html(result: Any) -> str:
+    sent = result.sent
+    if sent is None:
+        return ""
+    if not sent.images:
+        tokens = ""
+    elif sent.image_tokens is None:
+        tokens = " · image tokens not reported"
+    else:
+        tokens = f" · {sent.image_tokens} image tokens ({sent.image_tokens_source})"
+    return (
+        f"<small>sent: {sent.images} image(s), {sent.prompt_chars} characters, {result.metadata} rows{tokens}</small>"
+    )
+
+
+def _score_html(score: Mapping[str, Any] | None) -> str:
+    if score is None:
+        return "<small>not scored: a question of your own has no known answer</small>"
+    mark = (
+        f"<b style='color:{STRONG_COLOR}'>✓ exact</b>"
+        if score["exact"]
+        else f"<b style='color:{WEAK_COLOR}'>✗ not exact</b>"
+    )
+    invented = f" · invents {html.escape(', '.join(score['invented']))}" if score["invented"] else ""
+    return f"{mark} <small>precision {score['precision']:.2f} · recall {score['recall']:.2f}{invented}</small>"
+
+
+class AblationPanel(Panel):
+    """One question under the evidence conditions you switch on, side by side: each answer, what
+    was sent and its score. Introduced in 10_what_the_pictures_add."""
+
+    def __init__(self, rag: Any, questions: Sequence[Mapping[str, Any]] | None = None, k: int = 3) -> None:
+        super().__init__()
+        self.rag, self.k = rag, k
+        self.questions = [dict(q) for q in (questions or ablation_questions(rag.index.products))]
+        if not self.questions:
+            raise CourseError("Give at least one question with its known answer.")
+        options = [(f"[{q.get('type', 'other')}] {q['query']}", i) for i, q in enumerate(self.questions)]
+        self.question = widgets.Dropdown(options=options, value=0, description="Question")
+        self.question.layout.width = "460px"
+        self.custom = widgets.Text(value="", placeholder="or type your own (not scored)", description="Own")
+        self.custom.layout.width = "460px"
+        self.metadata = widgets.ToggleButtons(options=list(METADATA_VIEWS), value=rag.metadata, description="Rows")
+        self.toggles = {
+            c: widgets.ToggleButton(value=c in _SHOWN_BY_DEFAULT, description=c, layout=_layout(width="96px"))
+            for c in CONDITIONS
+        }
+        self.button = widgets.Button(description="Ask", button_style="primary")
+        self.columns = widgets.HBox(layout=_layout(flex_flow="row wrap", align_items="flex-start"))
+        self._connect(self.button)
+        self.widget = widgets.VBox(
+            [
+                self.question,
+                self.custom,
+                widgets.HBox([self.metadata]),
+                widgets.HBox([widgets.Label("Conditions:"), *self.toggles.values()]),
+                self.button,
+                self.message,
+                self.columns,
+            ]
+        )
+        self.widget.add_class("course-ablation-panel")
+
+    def selected(self) -> list[str]:
+        """The conditions switched on, in the course's order."""
+        return [c for c in CONDITIONS if self.toggles[c].value]
+
+    def _run(self):
+        conditions = self.selected()
+        if not conditions:
+            self.message.value = _info("Switch on at least one condition, e.g. metadata and images.")
+            return None
+        own = _query_text(self.custom)
+        asked = {"query": own, "relevant": None} if own else self.questions[int(self.question.value)]
+        pins: dict[str, str] = {}
+        results: dict[str, tuple[Any, dict | None]] = {}
+        for condition in conditions:
+            result = self.rag.ask(asked["query"], condition, k=self.k, metadata=self.metadata.value, **pins)
+            if not pins and can_pin_provider(self.rag.llm):  # one model answers every condition
+                pins = {"provider": result.provider, "model": result.model}
+            relevant = asked["relevant"]
+            score = None if relevant is None else score_answer(result.answer, relevant, self.rag.index.products)
+            results[condition] = (result, score)
+        self.columns.children = [self._column(c, *results[c]) for c in conditions]
+        if asked["relevant"] is not None:
+            right = ", ".join(asked["relevant"]) or "none: the catalog does not have it"
+            self.message.value = _info(f"Known answer: {right}.")
+        self.last = results
+        return results
+
+    def _column(self, condition: str, result: Any, score: dict | None) -> widgets.HTML:
+        answer = html.escape(result.answer).replace("\n", "<br>")
+        color = CONDITION_COLORS.get(condition, "#BDC3C7")
+        return widgets.HTML(
+            value=(
+                f"<div style='border-top:4px solid {color};padding:6px;margin:4px;width:260px'>"
+                f"<b>{html.escape(condition)}</b><br>{_sent_html(result)}<br>{_score_html(score)}"
+                f"<p style='font-size:90%'>{answer}</p>"
+                f"<small>{html.escape(str(result.provider))} · {html.escape(str(result.model))}</small></div>"
+            )
+        )
+
+
+def ablation_panel(rag: Any, questions: Sequence[Mapping[str, Any]] | None = None, k: int = 3) -> AblationPanel:
+    """Pick a question with a known answer (or type one), switch conditions on and off, and see the
+    answers side by side with what each condition sent and its score.
+
+    ``.last`` maps each condition to ``(RAGResult, score)``; the score is None for a question of
+    your own. Introduced in 10_what_the_pictures_add.
+    """
+    return AblationPanel(rag, questions=questions, k=k)

@@ -247,7 +247,29 @@ class FakeLLMServer:
         self._server.server_close()
 
     # -- answers ----------------------------------------------------------------------------------
-    def _answer_json(self, text: str | None, model: str) -> dict:
+    def _prompt_counts(self, body: Any) -> tuple[int, int]:
+        """(text characters, images) of a request, to report plausible token usage like a real API."""
+        chars = images = 0
+        if self.protocol == "gemini":
+            system = ((body or {}).get("systemInstruction") or {}).get("parts") or []
+            parts = [p for c in (body or {}).get("contents") or [] for p in c.get("parts") or []] + system
+        else:
+            parts = []
+            for message in (body or {}).get("messages") or []:
+                content = message.get("content")
+                parts += content if isinstance(content, list) else [{"text": content or ""}]
+        for part in parts:
+            if part.get("inlineData") or part.get("inline_data") or part.get("type") == "image_url":
+                images += 1
+            else:
+                chars += len(part.get("text") or "")
+        return chars, images
+
+    def _answer_json(self, text: str | None, model: str, body: Any = None) -> dict:
+        # usage as a real API reports it: Gemini counts image tokens apart (258 per small image),
+        # OpenAI-compatible APIs give one prompt count (here text characters / 4, plus 85 per image)
+        chars, images = self._prompt_counts(body)
+        text_tokens = -(-chars // 4)
         if self.protocol == "gemini":
             if text is None:  # every token spent on thinking: no parts at all
                 candidate = {"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}
@@ -260,7 +282,13 @@ class FakeLLMServer:
             return {
                 "candidates": [candidate],
                 "modelVersion": model,
-                "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
+                "usageMetadata": {
+                    "promptTokenCount": text_tokens + 258 * images,
+                    "candidatesTokenCount": 5,
+                    "totalTokenCount": text_tokens + 258 * images + 5,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_tokens}]
+                    + ([{"modality": "IMAGE", "tokenCount": 258 * images}] if images else []),
+                },
             }
         message = {"role": "assistant", "content": text if text is not None else ""}
         return {
@@ -269,7 +297,11 @@ class FakeLLMServer:
             "created": 0,
             "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": "stop" if text is not None else "length"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            "usage": {
+                "prompt_tokens": text_tokens + 85 * images,
+                "completion_tokens": 5,
+                "total_tokens": text_tokens + 85 * images + 5,
+            },
         }
 
     def _error_json(self, status: int, message: str, details: list | None = None) -> dict:
@@ -374,7 +406,7 @@ class FakeLLMServer:
             def _behave(self, mode: str, options: dict, model: str, record: Recorded) -> None:
                 if mode in ("text", "model"):
                     record.answer = server._text_for(mode, options, record)
-                    self._send(200, server._answer_json(record.answer, model))
+                    self._send(200, server._answer_json(record.answer, model, record.body))
                 elif mode == "status":
                     status = options.get("status", 500)
                     if "details" in options:

@@ -104,3 +104,63 @@ def test_any_unicode_query_is_searched(cli_env, capsys, query):
     code, out, err = run(capsys, "search", query, "--json")
     assert code == 0, err
     assert len(json.loads(out)["results"]) == 3
+
+
+def test_ask_with_a_condition_and_the_shop_view_adds_fields(cli_env, capsys):
+    code, out, _ = run(
+        capsys, "ask", "What red products do you have?", "--context", "images", "--metadata", "shop", "--json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert {"question", "answer", "provider", "llm_model", "used_rag", "results", "model", "query"} <= set(data)
+    assert (data["condition"], data["metadata"]) == ("images", "shop")
+    assert data["sent"]["images"] == len(data["results"]) == 3
+    assert data["sent"]["image_tokens_source"] == "not reported"
+    assert "seen in image" in data["answer"], "the offline answerer reads the pictures it is sent"
+    code, out, _ = run(capsys, "ask", "What red products do you have?", "--context", "none", "--json")
+    assert json.loads(out)["condition"] == "none" and json.loads(out)["results"] == []
+    code, out, _ = run(capsys, "ask", "red?", "--context", "all-images")
+    assert code == 0 and "Sent (all-images, full rows): 8 image(s)" in out
+
+
+def test_ablation_json_has_one_object_per_condition(cli_env, capsys, tmp_path):
+    out_file = tmp_path / "runs" / "ablation.json"
+    code, out, err = run(capsys, "ablation", "--per-type", "1", "--json", "--out", str(out_file))
+    assert code == 0 and "question 1/" in err
+    data = json.loads(out)
+    assert data == json.loads(out_file.read_text()), "--out keeps the same report"
+    assert data["metadata"] == "shop" and data["catalog"] == "default"
+    conditions = [c["condition"] for c in data["conditions"]]
+    assert conditions == ["none", "metadata", "images", "both", "all-images", "random"]
+    for entry in data["conditions"]:
+        assert {"accuracy", "precision", "recall", "invented_rate", "n", "by_type"} <= set(entry)
+        assert set(entry["by_type"]) == {"color", "shape", "pattern", "combination", "price", "category", "absent"}
+    code, out, _ = run(capsys, "ablation", "--per-type", "1", "--conditions", "metadata,both", "--metadata", "full")
+    assert code == 0 and "accuracy by condition and question type" in out and "\nrandom" not in out
+
+
+def test_ablation_takes_a_question_file_and_a_catalog(cli_env, capsys, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"query": "Which products are green?", "relevant": ["Gadget X"], "type": "color"}))
+    code, out, _ = run(capsys, "ablation", "--questions", str(questions), "--conditions", "images", "--json")
+    assert code == 0 and json.loads(out)["n_questions"] == 1
+    assert run(capsys, "catalog", "--generate", "12", "--seed", "3", "--out", str(tmp_path / "gen"))[0] == 0
+    code, out, _ = run(
+        capsys, "ablation", "--catalog", str(tmp_path / "gen" / "catalog.json"), "--per-type", "1", "--json"
+    )
+    assert code == 0 and json.loads(out)["catalog_products"] == 12
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ablation", "--conditions", "none,pixels"], "Unknown condition 'pixels'"),
+        (["ablation", "--per-type", "0"], "at least 1 question"),
+        (["ablation", "--questions", "missing.jsonl"], "not found"),
+        (["ask", "red?", "--no-rag", "--context", "images"], "--no-rag is --context none"),
+        (["catalog", "--generate", "0"], "1 to 1000 products"),
+    ],
+)
+def test_ablation_user_errors_are_one_line(cli_env, capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -186,7 +186,9 @@ def test_the_notebook_setup_cell_reads_the_repository_dotenv_only(monkeypatch, t
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell(sync_notebooks.setup_source(sync_notebooks.repository_url(), sync_notebooks.package_version())),
+        nbformat.v4.new_code_cell(
+            sync_notebooks.setup_source(sync_notebooks.repository_url(), sync_notebooks.package_version())
+        ),
         nbformat.v4.new_code_cell(f"open('../.env', 'w').write('OPENAI_API_KEY={SECRET}\\n')\nreport_environment()"),
     ]
     NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(project / "notebooks")}}).execute()

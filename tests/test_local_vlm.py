@@ -96,6 +96,10 @@ def test_the_chat_template_carries_the_system_prompt_and_the_fenced_context(spy,
     assert CONTEXT_OPEN in seen and result.prompt in seen
     assert seen.count("<global-img>") == 3 and seen.endswith("Assistant:")
     assert (result.provider, result.images_sent) == ("local", 3)
+    # what was sent: the model's own count of prompt tokens, images included, from which the
+    # image tokens are estimated
+    assert result.sent.prompt_tokens == int(call["input_ids"].shape[1])
+    assert result.sent.image_tokens_source == "estimated" and result.sent.image_tokens > 0
 
 
 def test_generation_stops_at_the_token_limit_and_the_answer_says_who_gave_it(spy, monkeypatch, tiny_vlm_dir):

@@ -162,3 +162,22 @@ def test_score_distributions_marks_the_threshold():
     ax = fig.axes[0]
     assert any(abs(line.get_xdata()[0] - 0.35) < 1e-9 for line in ax.get_lines())
     assert len(ax.get_legend().get_texts()) == 3
+
+
+def test_ablation_bars_have_one_bar_per_condition_and_type():
+    import json
+    from pathlib import Path
+
+    from course_utils.viz import CONDITION_COLORS, ablation_bars
+
+    kept = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "ablation_default.json"
+    report = json.loads(kept.read_text(encoding="utf-8"))
+    fig = ablation_bars(report)
+    ax = fig.axes[0]
+    types = list(report["conditions"][0]["by_type"])
+    assert len(ax.patches) == len(report["conditions"]) * len(types)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [c["condition"] for c in report["conditions"]]
+    images = next(c for c in report["conditions"] if c["condition"] == "images")
+    heights = [p.get_height() for p in ax.containers[2]]
+    assert heights == [images["by_type"][t]["accuracy"] for t in types]
+    assert ax.containers[2].patches[0].get_facecolor()[:3] == matplotlib.colors.to_rgb(CONDITION_COLORS["images"])

@@ -272,3 +272,49 @@ def test_plan_comparison_panel_answers_both_ways(tiny_index, tiny_embedder):
     assert len(panel.columns["hybrid"].children) == 4
     panel.query.value = "  "
     assert panel.run() is None and "Type a question" in panel.message.value
+
+
+# --------------------------------------------------------------------------- 10: what the pictures add
+
+
+def test_ablation_panel_answers_side_by_side_with_scores(tiny_embedder, tiny_index):
+    from course_utils.widgets import ablation_panel
+
+    panel = ablation_panel(ImageRAG(tiny_index, tiny_embedder, metadata="shop"), k=2)
+    assert panel.selected() == ["metadata", "images", "both"] and panel.metadata.value == "shop"
+    panel.toggles["none"].value = True
+    question = panel.questions[panel.question.value]
+    results = panel.run()
+    assert list(results) == ["none", "metadata", "images", "both"] == [c for c in panel.last]
+    assert len(panel.columns.children) == 4
+    for condition, (result, score) in results.items():
+        assert result.condition == condition and result.metadata == "shop"
+        assert {"exact", "precision", "recall"} <= set(score)
+        column = panel.columns.children[list(results).index(condition)].value
+        assert f"sent: {result.sent.images} image(s)" in column and ("✓ exact" in column) is score["exact"]
+    assert results["none"][0].sent.images == 0 and results["both"][0].sent.images == 2
+    assert "Known answer" in panel.message.value and all(n in panel.message.value for n in question["relevant"])
+
+
+def test_ablation_panel_own_question_is_not_scored_and_needs_a_condition(tiny_embedder, tiny_index):
+    from course_utils.widgets import ablation_panel
+
+    panel = ablation_panel(ImageRAG(tiny_index, tiny_embedder))
+    panel.custom.value = "anything striped?"
+    panel.metadata.value = "full"
+    results = panel.run()
+    assert all(score is None for _, score in results.values())
+    assert "not scored" in panel.columns.children[0].value
+    assert all(result.metadata == "full" for result, _ in results.values())
+    for toggle in panel.toggles.values():
+        toggle.value = False
+    assert panel.run() is None and "at least one condition" in panel.message.value
+
+
+def test_ask_panel_can_send_shop_rows(tiny_embedder, tiny_index):
+    panel = ask_panel(ImageRAG(tiny_index, tiny_embedder), k=2)
+    panel.query.value = "red?"
+    panel.metadata.value = "shop"
+    with_rag, without_rag = panel.run()
+    assert with_rag.metadata == "shop" and "color:" not in with_rag.prompt
+    assert without_rag.condition == "none"

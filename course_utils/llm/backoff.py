@@ -16,11 +16,13 @@ import math
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import ProviderFailure
 
 __all__ = ["FIRST_WAIT", "MAX_RETRIES", "RETRY_STATUSES", "gemini_retry_delay", "patiently", "retry_after_header"]
+
+T = TypeVar("T")
 
 RETRY_STATUSES = (429, 503)
 FIRST_WAIT = 2.0  # seconds, when the service names no delay; doubled on each further wait
@@ -59,7 +61,7 @@ def gemini_retry_delay(details: Any) -> float | None:
     return None
 
 
-def patiently(ask: Callable[[], str], who: str, max_wait: float, sleep: Callable[[float], Any]) -> str:
+def patiently(ask: Callable[[], T], who: str, max_wait: float, sleep: Callable[[float], Any]) -> T:
     """``ask()``, asked again after each 429/503 while the waits add up to at most ``max_wait`` seconds.
 
     ``who`` names the provider in the printed line; ``sleep`` waits (a test passes a fake one).

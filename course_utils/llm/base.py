@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .keys import one_line
 
-__all__ = ["LLM", "Attempt", "LLMResponse", "ProviderFailure", "can_pin_provider", "status_failure"]
+__all__ = ["LLM", "Attempt", "LLMResponse", "ProviderFailure", "Usage", "can_pin_provider", "status_failure"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,22 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """The tokens a provider says one request used; None where it does not say.
+
+    ``image_tokens`` is filled only where the provider counts image tokens apart (Gemini's
+    per-modality counts); other providers report the prompt as one number.
+    """
+
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    image_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class LLMResponse:
-    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first.
+    """An answer and who gave it. ``attempts`` lists the providers a cascade tried first;
+    ``usage`` is what the provider reported about tokens (None: nothing reported).
 
     ``cached`` is True when the answer was stored by an earlier, identical call (no request made).
 
@@ -40,6 +54,7 @@ class LLMResponse:
     model: str
     attempts: tuple[Attempt, ...] = ()
     cached: bool = False
+    usage: Usage | None = None
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from .. import config
 from ..errors import CourseError
 from .backoff import patiently
-from .base import Attempt, LLMResponse, ProviderFailure
+from .base import Attempt, LLMResponse, ProviderFailure, Usage
 from .cache import ResponseCache, cache_key
 from .gemini import call_gemini
 from .images import MAX_IMAGES, MAX_SIDE, EncodedImage, ImageInput, encode_images
@@ -148,7 +148,7 @@ class Cascade:
             if provider.protocol == "local" and not why:
                 detail = f"{text_model}, in this process (loaded on first use)"
             elif provider.protocol == "offline":
-                detail = "rule-based answerer: reads the catalog text, looks at no image, always answers"
+                detail = "rule-based answerer: reads the catalog text, reads colour, shape and pattern from images, always answers"
             elif why:
                 where = f" (key: {provider.key_page})" if provider.key_envs and provider.key_page else ""
                 detail = why + where
@@ -255,7 +255,9 @@ class Cascade:
             # pinned, or the last provider left: waiting out a rate limit beats failing
             last_resort = pinned is not None or candidate is askable[-1]
             try:
-                text = self._ask(candidate, use_model, prompt, images, system_prompt, max_tokens, timeout, last_resort)
+                text, usage = self._ask(
+                    candidate, use_model, prompt, images, system_prompt, max_tokens, timeout, last_resort
+                )
             except ProviderFailure as failure:
                 self._report(candidate, failure, attempts)
                 continue
@@ -265,7 +267,7 @@ class Cascade:
             if cache is not None and candidate.protocol != "offline":
                 cache.put(stored_as(candidate), text)
             attempts.append(Attempt(candidate.display_name, "answered"))
-            return LLMResponse(text, candidate.display_name, use_model, tuple(attempts))
+            return LLMResponse(text, candidate.display_name, use_model, tuple(attempts), usage=usage)
         lines = "\n".join(f"  - {a.provider}: {a.outcome} ({a.reason})" for a in attempts)
         raise CourseError(
             f"No LLM provider answered:\n{lines}\nSet a key (see get_cascade().summary()) or add "
@@ -293,15 +295,15 @@ class Cascade:
         max_tokens: int,
         timeout: float,
         last_resort: bool,
-    ) -> str:
+    ) -> tuple[str, Usage | None]:
         if provider.protocol == "offline":
-            return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text
+            return OfflineAnswerer().generate_multimodal(prompt, images, system_prompt).text, None
         if provider.protocol == "local":
             return call_local(model, prompt, images, system_prompt, max_tokens, timeout)
         key = find_key(provider)
         call = call_gemini if provider.protocol == "gemini" else call_openai
 
-        def ask() -> str:
+        def ask() -> tuple[str, Usage | None]:
             self._pacer.wait_turn(provider)
             return call(provider, key, model, prompt, images, system_prompt, max_tokens, timeout)  # type: ignore[arg-type]
 
@@ -325,7 +327,10 @@ class Cascade:
 
 
 def get_cascade(
-    verbose: bool = True, providers: str | Sequence[str] | None = None, timeout: float | None = None
+    verbose: bool = True,
+    providers: str | Sequence[str] | None = None,
+    timeout: float | None = None,
+    max_images: int = MAX_IMAGES,
 ) -> Cascade:
     """The course's LLM: a :class:`Cascade` over every provider, the offline answerer last.
 
@@ -335,11 +340,12 @@ def get_cascade(
     providers : names in order (e.g. ``"gemini,openai,offline"``); default ``COURSE_LLM_PROVIDERS``
         or all of them.
     timeout : seconds per request; default ``COURSE_LLM_TIMEOUT`` or 60.
+    max_images : the most images one request may carry (more raise a :class:`CourseError`).
 
     Introduced in 04_multimodal_generation.
     """
     forget_missing_secrets()  # a secret added since the last call is looked up again
-    cascade = Cascade(providers=providers, timeout=timeout, verbose=verbose)
+    cascade = Cascade(providers=providers, timeout=timeout, verbose=verbose, max_images=max_images)
     if verbose:
         print(cascade.summary())
     return cascade

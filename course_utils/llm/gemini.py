@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import config
 from .backoff import gemini_retry_delay, retry_after_header
-from .base import ProviderFailure, status_failure
+from .base import ProviderFailure, Usage, status_failure
 from .deadline import within
 from .images import EncodedImage, ImageInput, encode_images
 from .keys import find_key, key_problem, scrub
@@ -93,6 +93,27 @@ def _answer_text(response: Any) -> str:
     return text
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _usage(response: Any) -> Usage | None:
+    """Gemini's token counts, with the prompt's image tokens where it lists them per modality."""
+    meta = getattr(response, "usage_metadata", None)
+    if meta is None:
+        return None
+    image_tokens = None
+    for detail in getattr(meta, "prompt_tokens_details", None) or []:
+        modality = getattr(getattr(detail, "modality", None), "name", getattr(detail, "modality", None))
+        if str(modality).upper() == "IMAGE":
+            image_tokens = (image_tokens or 0) + (_count(getattr(detail, "token_count", None)) or 0)
+    prompt = _count(getattr(meta, "prompt_token_count", None))
+    output = _count(getattr(meta, "candidates_token_count", None))
+    if prompt is None and output is None and image_tokens is None:
+        return None
+    return Usage(prompt, output, image_tokens)
+
+
 def _api_key_invalid(details: Any) -> bool:
     """Gemini answers a bad key with HTTP 400 and the structured reason ``API_KEY_INVALID``."""
     error = details.get("error", details) if isinstance(details, dict) else {}
@@ -133,11 +154,12 @@ def call_gemini(
     system_prompt: str | None = None,
     max_tokens: int = 1024,
     timeout: float | None = None,
-) -> str:
+) -> tuple[str, Usage | None]:
     """One ``generate_content`` request: the text, then each image as inline bytes, in rank order.
 
-    Raises :class:`~course_utils.llm.base.ProviderFailure` with a one-line reason when Gemini does
-    not answer. Introduced in 04_multimodal_generation.
+    Returns the answer and the token usage Gemini reported. Raises
+    :class:`~course_utils.llm.base.ProviderFailure` with a one-line reason when Gemini does not
+    answer. Introduced in 04_multimodal_generation.
     """
     from google.genai import types
 
@@ -160,7 +182,7 @@ def call_gemini(
             response = within(timeout, request, close)  # extra code – the whole answer by the timeout
     finally:
         close()
-    return _answer_text(response)
+    return _answer_text(response), _usage(response)
 
 
 def raw_gemini_call(
@@ -183,7 +205,7 @@ def raw_gemini_call(
         return None
     model = model or model_for(gemini, vision=True) or gemini.model
     try:
-        return call_gemini(gemini, key, model, prompt, encode_images(images), system_prompt)
+        return call_gemini(gemini, key, model, prompt, encode_images(images), system_prompt)[0]
     except ProviderFailure as failure:
         print(f"The raw Gemini call failed: {scrub(failure.reason)}.")
     return None

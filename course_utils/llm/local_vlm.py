@@ -32,7 +32,7 @@ from typing import Any
 from PIL import Image
 
 from .. import config
-from .base import LLMResponse, ProviderFailure
+from .base import LLMResponse, ProviderFailure, Usage
 from .images import EncodedImage, ImageInput, encode_images
 from .keys import one_line
 
@@ -158,6 +158,10 @@ class LocalAnswer:
     stopped_by: str  # "end", "token limit" or "time limit"
     image_tiles: int  # 0 without images; SmolVLM: the tiles its processor cut
 
+    def usage(self) -> Usage:
+        """The counts as every provider reports them: prompt tokens (images included) and answer tokens."""
+        return Usage(prompt_tokens=self.input_tokens, output_tokens=self.new_tokens)
+
 
 def _deadline_criteria(deadline: float) -> Any:
     from transformers import StoppingCriteria, StoppingCriteriaList
@@ -256,10 +260,14 @@ def call_local(
     system_prompt: str | None = None,
     max_tokens: int = 1024,
     timeout: float | None = None,
-) -> str:
-    """The cascade's call: at most ``LOCAL_VLM_MAX_NEW_TOKENS`` (or ``max_tokens``, if fewer) tokens."""
+) -> tuple[str, Usage]:
+    """The cascade's call: at most ``LOCAL_VLM_MAX_NEW_TOKENS`` (or ``max_tokens``, if fewer) tokens.
+
+    Returns the answer and its token counts (the prompt's, images included, and the answer's).
+    """
     limit = min(max_tokens, config.local_vlm_max_new_tokens())
-    return run_local_vlm(model, prompt, _pil(images), system_prompt, limit, timeout).text
+    answer = run_local_vlm(model, prompt, _pil(images), system_prompt, limit, timeout)
+    return answer.text, answer.usage()
 
 
 class LocalVLM:
@@ -318,4 +326,4 @@ class LocalVLM:
         self.last = run_local_vlm(
             self.model, prompt, pil, system_prompt, limit, self.timeout, self.max_side, self.device
         )
-        return LLMResponse(self.last.text, LOCAL_PROVIDER, self.model)
+        return LLMResponse(self.last.text, LOCAL_PROVIDER, self.model, usage=self.last.usage())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .backoff import retry_after_header
-from .base import ProviderFailure, status_failure
+from .base import ProviderFailure, Usage, status_failure
 from .deadline import within
 from .images import EncodedImage
 from .providers import Provider, base_url
@@ -58,6 +58,19 @@ def _answer_text(completion: Any) -> str:
     return text
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _usage(completion: Any) -> Usage | None:
+    """The token counts the service reported, if any (one number for the whole prompt)."""
+    usage = _field(completion, "usage")
+    if usage is None:
+        return None
+    prompt, output = _count(_field(usage, "prompt_tokens")), _count(_field(usage, "completion_tokens"))
+    return Usage(prompt, output) if prompt is not None or output is not None else None
+
+
 def call_openai(
     provider: Provider,
     key: tuple[str, str] | None,
@@ -67,10 +80,11 @@ def call_openai(
     system_prompt: str | None,
     max_tokens: int,
     timeout: float,
-) -> str:
-    """One chat-completions request; raises :class:`~course_utils.llm.base.ProviderFailure` with a reason.
+) -> tuple[str, Usage | None]:
+    """One chat-completions request: the answer and the token usage the service reported.
 
-    ``key`` is ``(env var, key)``, or None for a local server that needs none.
+    Raises :class:`~course_utils.llm.base.ProviderFailure` with a reason. ``key`` is
+    ``(env var, key)``, or None for a local server that needs none.
     """
     import openai
 
@@ -100,4 +114,4 @@ def call_openai(
         raise ProviderFailure("malformed answer (not the expected JSON)") from None
     finally:
         client.close()
-    return _answer_text(completion)
+    return _answer_text(completion), _usage(completion)
