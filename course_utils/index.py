@@ -229,8 +229,10 @@ class ImageIndex:
     def load(cls, path: str | os.PathLike) -> ImageIndex:
         """Load an index written by :meth:`save`; a missing or damaged file is a clear error."""
         path = Path(path)
-        if not path.exists() and path.with_suffix(".npz").exists():
-            path = path.with_suffix(".npz")
+        if path.is_dir():
+            path = path / "index.npz"  # where save() puts an index given a folder
+        elif not path.exists() and path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")  # the name save() gave it: "index.v2" -> "index.v2.npz"
         if not path.is_file():
             raise CourseError(f"Index file not found: {path}. Build one with `python -m course_utils index`.")
         try:

@@ -88,3 +88,50 @@ def test_model_mismatch_is_an_error():
 def test_built_index_matches_the_embedder(tiny_index, tiny_embedder):
     assert len(tiny_index) == 8 and tiny_index.model_id == tiny_embedder.model_id
     np.testing.assert_allclose(np.linalg.norm(tiny_index.embeddings, axis=1), 1.0, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- what mutation testing found untested
+
+
+@pytest.mark.parametrize(
+    ("given", "written"), [("idx", "idx.npz"), ("idx.npz", "idx.npz"), ("idx.v2", "idx.v2.npz")]
+)
+def test_save_names_the_file_npz_and_load_finds_it_without_the_suffix(tmp_path, given, written):
+    path = random_index(n=3).save(tmp_path / given)
+    assert path == tmp_path / written and path.is_file()
+    assert len(ImageIndex.load(tmp_path / written.removesuffix(".npz"))) == 3
+
+
+def test_a_round_trip_keeps_photos_skipped_files_and_float16():
+    import tempfile
+    from pathlib import Path
+
+    from course_utils.catalog import Product
+
+    photos = [Product.from_file_name("IMG_0001"), Product.from_file_name("Beach day")]
+    vectors = l2_normalize(np.random.default_rng(0).normal(size=(2, 4)))
+    skipped = [{"path": "broken.jpg", "reason": "empty file"}]
+    index = ImageIndex(vectors, photos, ["a.jpg", "b.jpg"], "m@1", skipped=skipped, dtype="float16")
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = ImageIndex.load(index.save(Path(tmp) / "photos"))
+    assert loaded.products == photos and all(p.price is None for p in loaded.products)
+    assert loaded.skipped == skipped
+    assert loaded.dtype == "float16" and loaded.embeddings.dtype == np.float16
+
+
+def test_an_index_without_rows_or_with_nan_vectors_is_refused(tmp_path):
+    empty = ImageIndex(np.zeros((0, 4)), [], [], "m@1").save(tmp_path / "empty")
+    with pytest.raises(CourseError, match="holds no images"):
+        ImageIndex.load(empty)
+    broken = random_index(n=3)
+    broken.embeddings[1, 0] = np.nan
+    with pytest.raises(CourseError, match="not finite"):
+        ImageIndex.load(broken.save(tmp_path / "nan"))
+
+
+def test_z_scores_of_equal_scores_are_zero_not_nan():
+    from course_utils.retrieval import z_scores
+
+    assert np.array_equal(z_scores(np.full(5, 0.3)), np.zeros(5))
+    z = z_scores(np.array([0.1, 0.2, 0.3]))
+    assert z[2] > 0 > z[0] and abs(z.mean()) < 1e-9
