@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faiss-method", choices=("auto", "flat", "ivf"), default="auto", help="FAISS index to time")
     p.add_argument("--repeat", type=int, default=1, help="measure each method this many times, keep the best")
     p.add_argument(
+        "--photos",
+        type=int,
+        metavar="N",
+        help="time indexing N generated phone photos (12 MP JPEGs, EXIF-rotated ones, PNG screenshots) instead",
+    )
+    p.add_argument(
         "--chroma",
         metavar="SIZES",
         help="also time Chroma, embedded and via a local server, at these sizes (e.g. 10000,100000; needs chromadb)",
@@ -365,6 +371,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CourseError("--sizes: each index size must be at least 10.")
     out = Path(args.out) if args.out else None
     _writable_folder(out.parent if out else cache_dir() / "bench", "--out" if out else "the cache folder")
+    log = lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.photos is not None:
+        from .bench import format_photo_table, run_photo_bench
+
+        result = run_photo_bench(
+            arch=args.arch,
+            device=args.device,
+            n_photos=args.photos,
+            model=args.model,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            parallel=args.parallel,
+            repeat=args.repeat,
+            log=log,
+        )
+        if out:
+            out.write_text(_json(result, indent=2) + "\n")
+        print(_json(result) if args.json else format_photo_table(result))
+        return 0
     result = run_bench(
         arch=args.arch,
         device=args.device,
@@ -376,7 +401,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         faiss_method=args.faiss_method,
         repeat=args.repeat,
-        log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+        log=log,
     )
     if args.chroma:
         from .bench import bench_chroma
@@ -390,7 +415,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             chroma_sizes,
             dim=512,
             vectors="clustered",
-            progress=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+            progress=log,
         )
     name = f"bench-{result['arch']}-{result['device'].replace(':', '')}.png"
     result["plot"] = str(save_plot(result, out.with_suffix(".png") if out else cache_dir() / "bench" / name))
