@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import CourseError
-from .indexing import PARALLEL
+from .indexing import ENGINES, PARALLEL
 
 __all__ = ["build_parser", "main"]
 
@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: per device)")
     p.add_argument("--workers", type=int, help="threads or processes decoding images (default: per device)")
     p.add_argument("--parallel", choices=PARALLEL, default="auto", help=PARALLEL_HELP)
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this machine's pipeline (default); ray: a Ray Data actor pool (pip install 'ray[data]'; "
+        "joins the cluster RAY_ADDRESS names, else starts Ray here)",
+    )
+    p.add_argument("--actors", type=int, help="--engine ray: model copies (default: one per CPU, or per GPU)")
     p.add_argument(
         "--no-cache", dest="cache", action="store_false", help="embed every image again instead of reusing the cache"
     )
@@ -237,6 +245,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         paths = catalog_images(products)
     embedder = load_clip(args.model, device=args.device)
     store = parse_store(args.store)
+    if args.engine == "ray" and store.kind != "numpy":
+        raise CourseError("--engine ray writes an index file (the numpy store) only; drop --store or the engine.")
     if store.kind != "numpy":
         index = open_store(store, create=True).build(products, paths, embedder, batch_size=args.batch_size)
         skipped = [*skipped, *index.skipped]
@@ -251,15 +261,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0
     target = Path(store.location or args.out)
     _writable_folder(target if target.is_dir() else target.parent, "--store" if store.location else "--out")
+    engine_options = (
+        {"actors": args.actors} if args.engine == "ray" else {"workers": args.workers, "parallel": args.parallel}
+    )
     index, run = index_files(
         products,
         paths,
         embedder,
         skipped=skipped,
+        engine=args.engine,
         batch_size=args.batch_size,
-        workers=args.workers,
-        parallel=args.parallel,
         cache=args.cache,
+        **engine_options,
     )
     out = index.save(store.location or args.out)
     counts = {"embedded": run.embedded, "cached": run.cached, "seconds": round(run.seconds, 3)}
