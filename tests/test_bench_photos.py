@@ -72,6 +72,9 @@ def test_photo_bench_reports_every_figure(photo_run):
     # the ratios are the figures' own
     bound = min(result["photos_model_only_ips"], result["photos_decode_ceiling_ips"])
     assert result["photos_pipeline_vs_bound"] == pytest.approx(result["photos_pipeline_ips"] / bound)
+    shared = 1 / (1 / result["photos_model_only_ips"] + 1 / result["photos_decode_ceiling_ips"])
+    assert result["photos_shared_cores_bound_ips"] == pytest.approx(shared) and shared < bound
+    assert result["photos_pipeline_vs_shared_cores_bound"] == pytest.approx(result["photos_pipeline_ips"] / shared)
     assert result["photos_pipeline_vs_per_image"] == pytest.approx(
         result["photos_pipeline_ips"] / result["photos_naive_per_image_ips"]
     )

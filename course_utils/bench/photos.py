@@ -223,13 +223,18 @@ def run_photo_bench(
         result["photos_pipeline_vs_naive_min_cosine"] = float(
             np.min(np.sum(run.vectors * outputs["naive_single_call"], axis=1))
         )
-    bound = min(result["photos_model_only_ips"], result["photos_decode_ceiling_ips"])
+    model, decode = result["photos_model_only_ips"], result["photos_decode_ceiling_ips"]
     pipeline = result["photos_pipeline_ips"]
+    # on a CPU the model and the decoders share the same cores, so each image costs both times:
+    # 1 / (1/model + 1/decode) is the most any pipeline can reach there (a GPU runs the model beside them)
+    shared = 1 / (1 / model + 1 / decode)
     result.update(
         photos_pipeline_vs_per_image=pipeline / result["photos_naive_per_image_ips"],
         photos_pipeline_vs_single_call=pipeline / result["photos_naive_single_call_ips"],
-        photos_pipeline_vs_model_only=pipeline / result["photos_model_only_ips"],
-        photos_pipeline_vs_bound=pipeline / bound,
+        photos_pipeline_vs_model_only=pipeline / model,
+        photos_pipeline_vs_bound=pipeline / min(model, decode),
+        photos_shared_cores_bound_ips=shared,
+        photos_pipeline_vs_shared_cores_bound=pipeline / shared,
         photos_draft_speedup=result["photos_decode_ceiling_ips"] / result["photos_decode_no_draft_ips"],
     )
     return result
@@ -264,7 +269,8 @@ def format_photo_table(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"pipeline: {result['photos_pipeline_vs_per_image']:.1f}x the per-image loop, "
-        f"{result['photos_pipeline_vs_bound']:.0%} of the lower ceiling; draft mode decodes "
+        f"{result['photos_pipeline_vs_bound']:.0%} of the lower ceiling, "
+        f"{result['photos_pipeline_vs_shared_cores_bound']:.0%} of both on shared cores; draft mode decodes "
         f"{result['photos_draft_speedup']:.1f}x faster; same vectors as the naive path "
         f"(min cosine {result['photos_pipeline_vs_naive_min_cosine']:.4f})",
     ]
