@@ -176,29 +176,31 @@ def run_photo_bench(
             photos_jpeg_mb_mean=float(np.mean([p.stat().st_size for p in jpegs]) / 2**20) if jpegs else 0.0,
         )
 
-        log("model-only ceiling")  # on ready tensors, so the photos' size does not matter: a few suffice
+        # first pick the model's best batch size and the best decoding setup; then, in each round, time
+        # the ceilings right beside the ways to embed, so a change in the machine's load hits them alike
+        log("model-only ceiling: batch sizes")  # on ready tensors, so the photos' size does not matter
         candidates = (32, 64, 128, 256) if device.startswith("cuda") else (4, 8, 16, 32)
-        speeds: dict[int, float] = {}
-        for _ in range(repeat):
-            for batch, ips in model_only_ceiling(embedder, paths[:4], candidates, precision, 32).items():
-                speeds[batch] = max(speeds.get(batch, 0.0), ips)
+        speeds = model_only_ceiling(embedder, paths[:4], candidates, precision, 32)
         best = max(speeds, key=speeds.get)
-        result.update(photos_model_only_ips=speeds[best], photos_model_only_batch=best)
-
-        log("decode-only ceiling")
+        log("decode-only ceiling: setups")
         by_setup = {
-            f"{n} {how}": max(preprocess_ceiling(embedder, paths, n, how) for _ in range(repeat))
+            f"{n} {how}": preprocess_ceiling(embedder, paths, n, how)
             for n, how in preprocess_setups(result["cpu_cores"], options["fast"])
         }
         best_setup = max(by_setup, key=by_setup.get)
-        count, how = best_setup.split()
+        count, how = int(best_setup.split()[0]), best_setup.split()[1]
         result.update(
-            photos_decode_ceiling_ips=by_setup[best_setup],
+            photos_model_only_batch=best,
+            photos_model_only_by_batch=speeds,
             photos_decode_ceiling_workers=best_setup,
             photos_decode_by_workers=by_setup,
-            # the same best setup decoding every JPEG at full size: what draft mode saves
-            photos_decode_no_draft_ips=preprocess_ceiling(embedder, paths, int(count), how, draft=False),
         )
+        ceilings = {
+            "model_only": lambda: model_only_ceiling(embedder, paths[:4], (best,), precision, 32)[best],
+            "decode_ceiling": lambda: preprocess_ceiling(embedder, paths, count, how),
+            # the same setup decoding every JPEG at full size: what draft mode saves
+            "decode_no_draft": lambda: preprocess_ceiling(embedder, paths, count, how, draft=False),
+        }
 
         log("warming up")
         pipeline_options = options["pipeline"]
@@ -211,6 +213,9 @@ def run_photo_bench(
         }
         outputs: dict[str, Any] = {}
         for round_ in range(repeat):
+            for name, ceiling in ceilings.items():
+                log(f"photos: {name.replace('_', ' ')} (round {round_ + 1} of {repeat})")
+                result[f"photos_{name}_ips"] = max(result.get(f"photos_{name}_ips", 0.0), ceiling())
             for name, method in methods.items():
                 log(f"photos: {name.replace('_', ' ')} (round {round_ + 1} of {repeat})")
                 seconds, outputs[name], memory = _timed(device, method)
