@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import CourseError
-from .indexing import PARALLEL
+from .indexing import ENGINES, PARALLEL
 from .prompts import CONDITIONS, METADATA_VIEWS
 
 __all__ = ["build_parser", "main"]
@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: per device)")
     p.add_argument("--workers", type=int, help="threads or processes decoding images (default: per device)")
     p.add_argument("--parallel", choices=PARALLEL, default="auto", help=PARALLEL_HELP)
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this machine's pipeline (default); ray: a Ray Data actor pool (pip install 'ray[data]'; "
+        "joins the cluster RAY_ADDRESS names, else starts Ray here)",
+    )
+    p.add_argument("--actors", type=int, help="--engine ray: model copies (default: one per CPU, or per GPU)")
     p.add_argument(
         "--no-cache", dest="cache", action="store_false", help="embed every image again instead of reusing the cache"
     )
@@ -126,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", choices=PARALLEL, default="auto", help=PARALLEL_HELP)
     p.add_argument("--faiss-method", choices=("auto", "flat", "ivf"), default="auto", help="FAISS index to time")
     p.add_argument("--repeat", type=int, default=1, help="measure each method this many times, keep the best")
+    p.add_argument(
+        "--photos",
+        type=int,
+        metavar="N",
+        help="time indexing N generated phone photos (12 MP JPEGs, EXIF-rotated ones, PNG screenshots) instead",
+    )
     p.add_argument(
         "--chroma",
         metavar="SIZES",
@@ -260,6 +274,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         paths = catalog_images(products)
     embedder = load_clip(args.model, device=args.device)
     store = parse_store(args.store)
+    if args.engine == "ray" and store.kind != "numpy":
+        raise CourseError("--engine ray writes an index file (the numpy store) only; drop --store or the engine.")
     if store.kind != "numpy":
         index = open_store(store, create=True).build(products, paths, embedder, batch_size=args.batch_size)
         skipped = [*skipped, *index.skipped]
@@ -274,15 +290,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0
     target = Path(store.location or args.out)
     _writable_folder(target if target.is_dir() else target.parent, "--store" if store.location else "--out")
+    engine_options = (
+        {"actors": args.actors} if args.engine == "ray" else {"workers": args.workers, "parallel": args.parallel}
+    )
     index, run = index_files(
         products,
         paths,
         embedder,
         skipped=skipped,
+        engine=args.engine,
         batch_size=args.batch_size,
-        workers=args.workers,
-        parallel=args.parallel,
         cache=args.cache,
+        **engine_options,
     )
     out = index.save(store.location or args.out)
     counts = {"embedded": run.embedded, "cached": run.cached, "seconds": round(run.seconds, 3)}
@@ -450,6 +469,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CourseError("--sizes: each index size must be at least 10.")
     out = Path(args.out) if args.out else None
     _writable_folder(out.parent if out else cache_dir() / "bench", "--out" if out else "the cache folder")
+    log = lambda message: print(f"bench: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.photos is not None:
+        from .bench import format_photo_table, run_photo_bench
+
+        result = run_photo_bench(
+            arch=args.arch,
+            device=args.device,
+            n_photos=args.photos,
+            model=args.model,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            parallel=args.parallel,
+            repeat=args.repeat,
+            log=log,
+        )
+        if out:
+            out.write_text(_json(result, indent=2) + "\n")
+        print(_json(result) if args.json else format_photo_table(result))
+        return 0
     result = run_bench(
         arch=args.arch,
         device=args.device,
@@ -461,7 +499,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         faiss_method=args.faiss_method,
         repeat=args.repeat,
-        log=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+        log=log,
     )
     if args.chroma:
         from .bench import bench_chroma
@@ -475,7 +513,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             chroma_sizes,
             dim=512,
             vectors="clustered",
-            progress=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
+            progress=log,
         )
     name = f"bench-{result['arch']}-{result['device'].replace(':', '')}.png"
     result["plot"] = str(save_plot(result, out.with_suffix(".png") if out else cache_dir() / "bench" / name))

@@ -93,9 +93,7 @@ def test_built_index_matches_the_embedder(tiny_index, tiny_embedder):
 # --------------------------------------------------------------------------- what mutation testing found untested
 
 
-@pytest.mark.parametrize(
-    ("given", "written"), [("idx", "idx.npz"), ("idx.npz", "idx.npz"), ("idx.v2", "idx.v2.npz")]
-)
+@pytest.mark.parametrize(("given", "written"), [("idx", "idx.npz"), ("idx.npz", "idx.npz"), ("idx.v2", "idx.v2.npz")])
 def test_save_names_the_file_npz_and_load_finds_it_without_the_suffix(tmp_path, given, written):
     path = random_index(n=3).save(tmp_path / given)
     assert path == tmp_path / written and path.is_file()

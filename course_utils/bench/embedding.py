@@ -49,7 +49,19 @@ from ..indexing.workers import (
 )
 from .search import check_search_memory, median_ms, search_benchmark
 
-__all__ = ["ARCHS", "DEFAULT_SIZES", "bench_embedder", "render_images", "run_bench"]
+__all__ = [
+    "ARCHS",
+    "DEFAULT_SIZES",
+    "bench_embedder",
+    "bench_setup",
+    "model_only_ceiling",
+    "naive_per_image",
+    "naive_single_call",
+    "preprocess_ceiling",
+    "preprocess_setups",
+    "render_images",
+    "run_bench",
+]
 
 ARCHS = ("mini", "vit-b-32")
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -229,10 +241,21 @@ def model_only_ceiling(
     return speeds
 
 
-def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: int, parallel: str) -> float:
+def preprocess_setups(cores: int, fast: bool) -> list[tuple[int, str]]:
+    """The decoding setups a ceiling tries: a few thread counts (beyond a few they contend for Python's
+    GIL) and, where processes can fork, one worker process per core."""
+    setups = [(t, "threads") for t in sorted({max(1, cores // 4), max(1, cores // 2), cores})]
+    if fast and can_fork():
+        setups.append((cores, "processes"))
+    return setups
+
+
+def preprocess_ceiling(
+    embedder: CLIPEmbedder, paths: Sequence[Path], workers: int, parallel: str, draft: bool = True
+) -> float:
     """Images/s of the pipeline's own decode + preprocess step alone (no model), on ``workers`` threads or processes."""
     processor = image_processor_of(embedder)
-    job = DecodeJob(PixelRecipe.from_processor(processor), processor, None, True)
+    job = DecodeJob(PixelRecipe.from_processor(processor), processor, None, draft)
     if parallel == "processes":
         process_pool(workers)  # started before the clock: the pipeline starts its pool once per Python process
     start = time.perf_counter()
@@ -240,6 +263,53 @@ def preprocess_ceiling(embedder: CLIPEmbedder, paths: Sequence[Path], workers: i
         if what != "pixels":
             raise RuntimeError("a benchmark image failed to decode")
     return len(paths) / (time.perf_counter() - start)
+
+
+def bench_setup(
+    arch: str,
+    device: str | None,
+    model: str | None,
+    batch_size: int | None,
+    workers: int | None,
+    parallel: str,
+    repeat: int,
+) -> tuple[CLIPEmbedder, dict[str, Any], dict[str, Any]]:
+    """The model, the run's settings as the JSON reports them, and the pipeline's options, checked."""
+    import torch
+    import transformers
+
+    if repeat < 1:
+        raise CourseError("--repeat must be at least 1.")
+    embedder = bench_embedder(arch, device, model)
+    device = embedder.device
+    kind = device.split(":")[0]
+    batch_size = DEFAULT_BATCH_SIZE.get(kind, 16) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise CourseError(f"batch_size must be at least 1, got {batch_size}.")
+    fast = PixelRecipe.from_processor(image_processor_of(embedder)) is not None
+    parallel = resolve_parallel(parallel, device, fast, [])
+    workers = default_workers(device, parallel) if workers is None else workers
+    if workers < 1:
+        raise CourseError(f"workers must be at least 1, got {workers}.")
+    result: dict[str, Any] = {
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if kind == "cuda" else platform.processor() or "cpu",
+        "cpu_cores": cpu_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "arch": "model" if model else arch,
+        "model_id": embedder.model_id,
+        "batch_size": batch_size,
+        "workers": workers,
+        "parallel": parallel,
+        "shared_memory_free_mb": round(shared_memory_free() / 2**20),  # auto needs room there for processes
+        "precision": resolve_precision("auto", device),
+        "repeat": repeat,
+        "image_processor": type(image_processor_of(embedder)).__name__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
+    pipeline = {"batch_size": batch_size, "workers": workers, "parallel": parallel, "progress": False}
+    return embedder, result, {"fast": fast, "pipeline": pipeline}
 
 
 def run_bench(
@@ -260,45 +330,13 @@ def run_bench(
     ``repeat`` > 1 measures the embedding methods and the ceilings that many times, round-robin,
     and keeps each one's best: fairer on a machine shared with other work.
     """
-    import torch
-    import transformers
-
     if n_images < 2:
         raise CourseError("--n-images must be at least 2.")
-    if repeat < 1:
-        raise CourseError("--repeat must be at least 1.")
-    embedder = bench_embedder(arch, device, model)
+    embedder, result, options = bench_setup(arch, device, model, batch_size, workers, parallel, repeat)
+    device, precision, batch_size = result["device"], result["precision"], result["batch_size"]
+    kind, cores, fast = device.split(":")[0], result["cpu_cores"], options["fast"]
     check_search_memory(max(sizes), embedder.dim)
-    device = embedder.device
-    kind = device.split(":")[0]
-    precision = resolve_precision("auto", device)
-    batch_size = DEFAULT_BATCH_SIZE.get(kind, 16) if batch_size is None else batch_size
-    if batch_size < 1:
-        raise CourseError(f"batch_size must be at least 1, got {batch_size}.")
-    fast = PixelRecipe.from_processor(image_processor_of(embedder)) is not None
-    parallel = resolve_parallel(parallel, device, fast, [])
-    workers = default_workers(device, parallel) if workers is None else workers
-    if workers < 1:
-        raise CourseError(f"workers must be at least 1, got {workers}.")
-    cores = cpu_cores()
-    result: dict[str, Any] = {
-        "device": device,
-        "device_name": torch.cuda.get_device_name(device) if kind == "cuda" else platform.processor() or "cpu",
-        "cpu_cores": cores,
-        "torch_threads": torch.get_num_threads(),
-        "arch": "model" if model else arch,
-        "model_id": embedder.model_id,
-        "n_images": n_images,
-        "batch_size": batch_size,
-        "workers": workers,
-        "parallel": parallel,
-        "shared_memory_free_mb": round(shared_memory_free() / 2**20),  # auto needs room there for processes
-        "precision": precision,
-        "repeat": repeat,
-        "image_processor": type(image_processor_of(embedder)).__name__,
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-    }
+    result["n_images"] = n_images
     with tempfile.TemporaryDirectory(prefix="course-bench-") as tmp:
         folder = Path(tmp) / "images"
         log(f"rendering {n_images} images")
@@ -319,12 +357,9 @@ def run_bench(
             result["model_only_fp32_ips"] = fp32[best]
 
         log("preprocessing ceiling")
-        # threads: the best count, as threads beyond a few contend for Python's GIL; processes: every core
-        setups = [(t, "threads") for t in sorted({max(1, cores // 4), max(1, cores // 2), cores})]
-        if fast and can_fork():
-            setups.append((cores, "processes"))
         by_setup = {
-            f"{n} {how}": max(preprocess_ceiling(embedder, paths, n, how) for _ in range(repeat)) for n, how in setups
+            f"{n} {how}": max(preprocess_ceiling(embedder, paths, n, how) for _ in range(repeat))
+            for n, how in preprocess_setups(cores, fast)
         }
         best_setup = max(by_setup, key=by_setup.get)
         result.update(
@@ -334,7 +369,7 @@ def run_bench(
         )
 
         log("warming up")  # after the ceilings, which may start worker processes of another number
-        pipeline_options = {"batch_size": batch_size, "workers": workers, "parallel": parallel, "progress": False}
+        pipeline_options = options["pipeline"]
         embed_files(embedder, paths[: min(len(paths), 2 * batch_size)], **pipeline_options)
         naive_per_image(embedder, paths[:2])
 

@@ -2,16 +2,19 @@
 
 One module per job, in the order the data flows: :mod:`.folders` (which files), :mod:`.workers`
 (read, hash and decode in parallel), :mod:`.transforms` (the pixel recipe), :mod:`.cache`
-(embeddings on disk) and :mod:`.embed` (batches through the model, into an index).
+(embeddings on disk) and :mod:`.embed` (batches through the model, into an index);
+:mod:`.ray_engine` does the same work on a Ray cluster.
 """
 
 from .cache import EmbeddingCache
-from .embed import EmbedResult, build_index, embed_files, index_files, index_folder
+from .embed import ENGINES, EmbedResult, build_index, embed_files, index_files, index_folder
 from .folders import IMAGE_EXTENSIONS, folder_inputs, scan_folder
+from .ray_engine import embed_files_ray, ray_available
 from .transforms import PixelRecipe
 from .workers import PARALLEL, read_and_hash
 
 __all__ = [
+    "ENGINES",
     "IMAGE_EXTENSIONS",
     "PARALLEL",
     "EmbedResult",
@@ -19,9 +22,11 @@ __all__ = [
     "PixelRecipe",
     "build_index",
     "embed_files",
+    "embed_files_ray",
     "folder_inputs",
     "index_files",
     "index_folder",
+    "ray_available",
     "read_and_hash",
     "scan_folder",
 ]

@@ -33,6 +33,7 @@ from .transforms import PixelRecipe, image_processor_of
 from .workers import DecodeJob, default_workers, prepare, resolve_parallel
 
 __all__ = [
+    "ENGINES",
     "PRECISIONS",
     "EmbedResult",
     "EmbedSettings",
@@ -48,6 +49,8 @@ __all__ = [
 #: Batches prepared ahead of the model: enough to hide decoding jitter, few enough to bound memory.
 PREFETCH_BATCHES = 4
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Where embedding runs: this Python's threads or processes, or a Ray cluster (the ``ray`` extra).
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -325,16 +328,26 @@ def index_files(
     embedder: Any,
     *,
     skipped: Sequence[dict] = (),
+    engine: str = "local",
     **options: Any,
 ) -> tuple[ImageIndex, EmbedResult]:
     """Embed ``paths`` with :func:`embed_files` and index the usable ones; also return the run's record.
 
-    ``skipped`` lists files left out before embedding (from a folder scan). ``options`` go to
-    :func:`embed_files`. Raises :class:`CourseError` when no image is usable.
+    ``skipped`` lists files left out before embedding (from a folder scan). ``engine="ray"``
+    embeds with Ray Data instead (:func:`~.ray_engine.embed_files_ray`). ``options`` go to the
+    embedding function. Raises :class:`CourseError` when no image is usable.
+    Introduced in 09_scaling_with_a_vector_database (when one machine is not enough).
     """
     if len(products) != len(paths):
         raise ValueError("one product per image path")
-    result = embed_files(embedder, paths, **options)
+    if engine not in ENGINES:
+        raise CourseError(f"Unknown engine {engine!r}; use one of {', '.join(ENGINES)}.")
+    if engine == "ray":
+        from .ray_engine import embed_files_ray  # imported on use: Ray is an optional extra
+
+        result = embed_files_ray(embedder, paths, **options)
+    else:
+        result = embed_files(embedder, paths, **options)
     all_skipped = [*skipped, *result.skipped]
     if not result.kept:
         first = f" First: {all_skipped[0]['path']}: {all_skipped[0]['reason']}." if all_skipped else ""
