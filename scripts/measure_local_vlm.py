@@ -8,7 +8,7 @@ not what the real model takes.
 
 Usage::
 
-    python scripts/measure_local_vlm.py [--out docs/measurements/local_vlm.json] [--repeats 3]
+    python scripts/measure_local_vlm.py [--out docs/benchmarks/local_vlm.json] [--repeats 3]
 """
 
 from __future__ import annotations
