@@ -46,7 +46,7 @@ def image_tokens(processor, images, capped: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "measurements" / "local_vlm.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "local_vlm.json")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
