@@ -16,6 +16,7 @@ __all__ = [
     "CONTEXT_CLOSE",
     "CONTEXT_OPEN",
     "NO_MATCH_NOTE",
+    "SHOPPER_PHOTO",
     "SYSTEM_PROMPT",
     "SYSTEM_PROMPT_NO_CONTEXT",
     "build_context",
@@ -24,6 +25,8 @@ __all__ = [
     "context_entry",
     "parse_context",
     "question_of",
+    "sent_a_photo",
+    "says_no_match",
 ]
 
 CONTEXT_OPEN = "<catalog_context>"
@@ -74,25 +77,55 @@ NO_MATCH_NOTE = (
 )
 
 
-def build_rag_prompt(question: str, context: str, n_images: int, match: bool = True) -> str:
+#: How a prompt says that the first attached image is the shopper's, not the catalog's.
+SHOPPER_PHOTO = "Image 1 is the shopper's own photo, sent with the question; it is not a catalog product."
+
+
+def build_rag_prompt(
+    question: str, context: str, n_images: int, match: bool = True, shopper_photo: bool = False
+) -> str:
     """The user prompt for a grounded answer: how images map to entries, the context, the question.
 
     ``match=False`` adds a note that retrieval found nothing that really matches.
+    ``shopper_photo=True``: the shopper's photo is attached first, before the ``n_images``
+    catalog images, and the prompt says so (Introduced in 03_image_retrieval).
     """
+    first, other = (2, "other ") if shopper_photo else (1, "")
     images = (
-        f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
+        f"The {other}{n_images} attached image(s) show the products in the same order: image {first} is entry [1], "
+        "and so on.\n"
         if n_images
         else ""
     )
+    photo = f"{SHOPPER_PHOTO}\n" if shopper_photo else ""
     return (
         "Answer the question using only the catalog entries and product images below.\n"
-        f"{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"
+        f"{photo}{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"
     )
 
 
-def build_plain_prompt(question: str) -> str:
-    """The same question with no catalog context: what a model answers 'blind'."""
-    return f"Question: {' '.join(question.split())}"
+def build_plain_prompt(question: str, shopper_photo: bool = False) -> str:
+    """The same question with no catalog context: what a model answers 'blind' (with the shopper's photo, if any)."""
+    photo = "The attached image is the shopper's own photo.\n" if shopper_photo else ""
+    return f"{photo}Question: {' '.join(question.split())}"
+
+
+def _outside_context(prompt: str) -> str:
+    """The prompt without its catalog context: what product text cannot have written."""
+    start, end = prompt.find(CONTEXT_OPEN), prompt.find(CONTEXT_CLOSE)
+    if start < 0 or end < start:
+        return prompt
+    return prompt[:start] + prompt[end + len(CONTEXT_CLOSE) :]
+
+
+def sent_a_photo(prompt: str) -> bool:
+    """Whether a prompt built here carries the shopper's photo (said outside the catalog context)."""
+    return SHOPPER_PHOTO in _outside_context(prompt)
+
+
+def says_no_match(prompt: str) -> bool:
+    """Whether a prompt built here notes that nothing retrieved stands out as a match."""
+    return NO_MATCH_NOTE.strip() in _outside_context(prompt)
 
 
 def parse_context(prompt: str) -> list[dict] | None:

@@ -104,3 +104,77 @@ def test_any_unicode_query_is_searched(cli_env, capsys, query):
     code, out, err = run(capsys, "search", query, "--json")
     assert code == 0, err
     assert len(json.loads(out)["results"]) == 3
+
+
+# --------------------------------------------------------------------------- search and ask with a picture
+
+
+def _catalog_png(cli_env, capsys):
+    assert run(capsys, "catalog", "--out", str(cli_env / "cat"))[0] == 0
+    return cli_env / "cat" / "gadget_y.png"
+
+
+def test_search_by_image_json_shape(cli_env, capsys):
+    picture = _catalog_png(cli_env, capsys)
+    code, out, err = run(capsys, "search", "--image", str(picture), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert {"query", "query_image", "model", "results", "match", "plan", "note"} <= set(data)
+    assert data["query_image"] == str(picture) and data["query"] == "" and data["plan"]["name"] == "image"
+    first = data["results"][0]
+    assert first["name"] == "Gadget Y" and first["exact"] is True and first["similarity"] == 1.0
+    assert [r["rank"] for r in data["results"]] == [1, 2, 3]
+    assert sum(r["exact"] for r in data["results"]) == 1
+
+
+def test_search_by_image_and_words_with_a_weight(cli_env, capsys):
+    picture = _catalog_png(cli_env, capsys)
+    code, out, _ = run(capsys, "search", "--image", str(picture), "in red", "--weight", "0.8", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["query"] == "in red" and data["plan"]["name"] == "image + words"
+    assert "words weight 0.80" in data["note"]
+    code, out, _ = run(capsys, "search", "--image", str(picture), "in red")
+    assert code == 0 and "image" in out and "rank" in out
+
+
+def test_text_search_json_names_no_query_image(cli_env, capsys):
+    code, out, _ = run(capsys, "search", "red circle", "--json")
+    assert code == 0 and json.loads(out)["query_image"] is None
+
+
+def test_ask_with_an_image_json_and_text(cli_env, capsys):
+    picture = _catalog_png(cli_env, capsys)
+    code, out, err = run(capsys, "ask", "Do you have something like this?", "--image", str(picture), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["query_image"] == str(picture) and data["used_rag"] is True
+    assert data["results"][0]["exact"] is True and "Gadget Y" in data["answer"] and data["grounding"]["ok"]
+    code, out, _ = run(capsys, "ask", "like this?", "--image", str(picture), "--no-rag", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["results"] == [] and data["query_image"] == str(picture)
+    code, out, _ = run(capsys, "ask", "Do you have something like this?", "--image", str(picture))
+    assert code == 0 and "exact: the query picture itself" in out and "Answer (offline" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "--image", "no-such.jpg"], "no-such.jpg cannot be used: file not found"),
+        (["search", "--image", "NOTES"], "not an image"),
+        (["search", "--image", "EMPTY"], "empty file"),
+        (["search", "--image", "."], "cannot be used: is a directory"),
+        (["ask", "like this?", "--image", "no-such.jpg"], "file not found"),
+        (["ask", "like this?", "--image", "NOTES", "--no-rag"], "not an image"),
+        (["search"], "Give a query, --image PATH, or both"),
+        (["search", "red", "--weight", "0.5"], "give --image too"),
+        (["search", "--image", "PICTURE", "blue", "--weight", "2"], "between 0 and 1"),
+    ],
+)
+def test_bad_pictures_exit_2_with_one_line(cli_env, capsys, argv, message):
+    (cli_env / "notes.txt").write_text("not a picture")
+    (cli_env / "empty.png").write_bytes(b"")
+    picture = _catalog_png(cli_env, capsys)
+    names = {"NOTES": str(cli_env / "notes.txt"), "EMPTY": str(cli_env / "empty.png"), "PICTURE": str(picture)}
+    code, out, err = run(capsys, *[names.get(a, a) for a in argv])
+    assert code == 2
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

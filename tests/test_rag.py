@@ -159,3 +159,66 @@ def test_results_carry_a_grounding_report(tiny_index, tiny_embedder):
     assert without.grounding.unknown_products == ("Widget Pro",)
     assert without.grounding.not_retrieved == ("Gadget Z",)
     assert without.to_dict()["grounding"]["ok"] is False
+
+
+# --------------------------------------------------------------------------- asking with a photo
+
+
+def test_a_photo_goes_first_labelled_as_the_shoppers_then_the_catalog_images(tiny_index, tiny_embedder):
+    from course_utils.prompts import SHOPPER_PHOTO
+
+    llm = RecordingLLM()
+    photo = tiny_index.paths[4]
+    result = ImageRAG(tiny_index, tiny_embedder, llm).answer("Do you have something like this?", k=3, image=photo)
+    kind, prompt, images, _, _ = llm.calls[0]
+    assert kind == "multimodal" and images[0] == photo and images[1:] == [h.path for h in result.hits]
+    assert len(images) == 4 and SHOPPER_PHOTO in prompt
+    assert "image 2 is entry [1]" in prompt and "image 1 is entry [1]" not in prompt
+    assert prompt.index(SHOPPER_PHOTO) < prompt.index(CONTEXT_OPEN)
+    assert result.query_image == str(photo) and result.to_dict()["query_image"] == str(photo)
+    assert result.hits[0].exact and result.hits[0].path == photo  # retrieved with the picture
+    assert result.plan == "image"
+
+
+def test_a_photo_without_words_asks_if_the_shop_has_something_like_it(tiny_index, tiny_embedder):
+    from course_utils.rag import PHOTO_QUESTION
+
+    result = ImageRAG(tiny_index, tiny_embedder).answer("", image=tiny_index.paths[2])
+    assert result.question == PHOTO_QUESTION and result.provider == "offline"
+    assert f"most like your photo is {tiny_index.products[2].name}" in result.answer
+    assert result.grounding.ok
+
+
+def test_words_that_name_a_look_join_the_photo_and_filler_does_not(tiny_index, tiny_embedder):
+    rag = ImageRAG(tiny_index, tiny_embedder)
+    photo = tiny_index.paths[0]
+    assert rag.retrieve("Do you have this in blue?", image=photo).plan == "image + words"
+    assert rag.retrieve("Do you have something like this?", image=photo).plan == "image"
+    cheap = rag.retrieve("Anything like this under $15?", image=photo, k=8)
+    assert cheap.plan.startswith("hybrid") and all(h.product.price <= 15 for h in cheap)
+
+
+class PhotoLLM(RecordingLLM):
+    """Records multimodal calls with their pins (a blind answer about a photo is multimodal too)."""
+
+    def generate_multimodal(self, prompt, images, system_prompt=None, provider=None, model=None):
+        self.calls.append(("multimodal", prompt, list(images), system_prompt, (provider, model)))
+        return LLMResponse("an answer", "Fake", "fake-1")
+
+
+def test_without_rag_the_photo_still_goes_but_no_catalog(tiny_index, tiny_embedder):
+    llm = PhotoLLM()
+    with_rag, without = ImageRAG(tiny_index, tiny_embedder, llm).compare("", k=2, image=tiny_index.paths[1])
+    _, prompt, images, _, pins = llm.calls[-1]
+    assert images == [tiny_index.paths[1]] and CONTEXT_OPEN not in prompt and "shopper's own photo" in prompt
+    assert pins == ("Fake", "fake-1") and llm.calls[0][4] == (None, None)  # pinned to what answered with RAG
+    assert without.used_rag is False and without.query_image == str(tiny_index.paths[1])
+
+
+def test_a_bad_photo_never_reaches_the_model(tiny_index, tiny_embedder):
+    llm = RecordingLLM()
+    rag = ImageRAG(tiny_index, tiny_embedder, llm)
+    for call in (rag.answer, rag.answer_without_rag):
+        with pytest.raises(CourseError, match="not an image"):
+            call("like this?", image=b"GIF? no")
+    assert llm.calls == []

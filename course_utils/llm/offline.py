@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import CourseError
-from ..prompts import parse_context, question_of
+from ..prompts import parse_context, question_of, says_no_match, sent_a_photo
 from ..query import parse_question
 from .base import LLMResponse
 
@@ -36,7 +36,9 @@ def answer_offline(prompt: str) -> str:
 
     It lists the retrieved products that match the question's colour/shape/pattern/category
     words, applies cheapest / most expensive / price limits among them, and says so when none
-    matches. It never names a product that is not in the prompt.
+    matches. Asked about the shopper's photo ("do you have something like this?") without such
+    words, it names the retrieved products as the closest to the photo, or says that none looks
+    like it when retrieval found no match. It never names a product that is not in the prompt.
     """
     entries = parse_context(prompt)
     if entries is None:
@@ -65,8 +67,21 @@ def answer_offline(prompt: str) -> str:
                 f"{OFFLINE_LABEL} The {word} of the {len(matches)} retrieved {scope}products is {_describe(priced[0])}."
             )
     if not (intent.has_attributes or intent.has_price):
+        if sent_a_photo(prompt):
+            return _about_the_photo(entries, says_no_match(prompt))
         return f"{OFFLINE_LABEL} The retrieved products are: {_listing(entries)}."
     return f"{OFFLINE_LABEL} Retrieved products matching '{intent.describe()}': {_listing(matches)}."
+
+
+def _about_the_photo(entries: list[dict], no_match: bool) -> str:
+    """Answer "do you have something like this?": the retrieved products are the catalog's closest to the photo."""
+    if no_match:
+        return (
+            f"{OFFLINE_LABEL} Nothing in the catalog looks like your photo. The closest retrieved products "
+            f"are: {_listing(entries)}."
+        )
+    others = f" Also similar: {_listing(entries[1:])}." if len(entries) > 1 else ""
+    return f"{OFFLINE_LABEL} The product most like your photo is {_describe(entries[0])}.{others}"
 
 
 class OfflineAnswerer:
