@@ -117,3 +117,47 @@ def test_retrieval_explorer_follows_the_k_slider_in_the_browser(lab_page):
     assert _captions(panel)[0].startswith("#1 Widget A"), _captions(panel)
     lab_page.screenshot(panel, "03_retrieval_explorer.png")
     assert not lab_page.widget_errors()
+
+
+def test_retrieval_explorer_searches_with_an_uploaded_photo_in_the_browser(lab_page, tmp_path):
+    """The real file chooser: a catalog picture is uploaded, shown as the query and found; a text file is refused.
+
+    The upload button opens the browser's file chooser (its ``<input type=file>`` is not even in
+    the page), so the test answers the chooser, as a student picks a file.
+    """
+    from playwright.sync_api import expect
+
+    from course_utils.catalog import default_catalog, render_catalog
+
+    picture = render_catalog(default_catalog(), tmp_path / "catalog")[0]  # widget_a.png, the pixels the index holds
+    not_a_picture = tmp_path / "notes.txt"
+    not_a_picture.write_text("a shopping list, not a photo")
+
+    lab_page.open_notebook("03_image_retrieval.ipynb")
+    lab_page.run_all()
+    panel = lab_page.panel("course-retrieval-explorer")
+    query_image = panel.locator(".course-query-image")
+    upload = panel.locator(".widget-upload")
+    expect(upload).to_have_count(1)
+
+    def choose(path) -> None:
+        with lab_page.page.expect_file_chooser() as opened:
+            upload.click()
+        opened.value.set_files(str(path))
+
+    _mark_stale(panel)
+    choose(picture)
+    shown = _wait_for_new_images(panel)
+    _assert_images_load(panel.locator(RESULT_IMAGES))
+    captions = _captions(panel)
+    assert captions[0].startswith("#1 Widget A") and "your picture itself" in captions[0], captions
+    expect(query_image).to_be_visible()
+    expect(query_image).to_contain_text("widget_a.png")
+    _assert_images_load(query_image.locator("img"))
+    expect(panel.locator("button", has_text="Use as query")).to_have_count(shown)
+    lab_page.screenshot(panel, "03_search_with_a_photo.png")
+
+    choose(not_a_picture)
+    expect(panel).to_contain_text("The query image notes.txt cannot be used: not an image")
+    assert _captions(panel)[0].startswith("#1 Widget A")  # the last good results stay
+    assert not lab_page.widget_errors()
