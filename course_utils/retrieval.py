@@ -51,7 +51,8 @@ MAX_QUERY_CHARS = 1000
 STAND_OUT_Z = 1.0
 MATCH_Z = 1.6
 #: How much the words count in a picture + words query: 0 is the picture alone, 1 the words alone.
-#: 0.7 ranked best on both measured catalogs (docs/benchmarks/image_queries_*.json).
+#: 0.7 ranked best on the 48-product test catalog and as well as any on the default one
+#: (docs/benchmarks/image_queries_*.json).
 TEXT_WEIGHT = 0.7
 #: Rows at least this similar to a query picture are compared with it pixel by pixel (same pixels,
 #: same embedding; the margin covers a float16 index).
