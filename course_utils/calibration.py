@@ -119,7 +119,10 @@ def match_threshold(index: Any, embedder: Any) -> float | None:
 
 
 def catalog_picture(product: Product, path: Any) -> Image.Image:
-    """The catalog's picture of ``product``: its indexed file, or a fresh render when the file is gone."""
+    """The catalog's picture of ``product``: its indexed file, or a fresh render when the file is gone.
+
+    Introduced in 03_image_retrieval.
+    """
     try:
         return open_image(path)
     except CourseError:

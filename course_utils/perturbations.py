@@ -22,7 +22,10 @@ WHITE = (255, 255, 255)
 
 
 def crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Keep 70-85% of each side at a random place, as a photo framed a little too tight."""
+    """Keep 70-85% of each side at a random place, as a photo framed a little too tight.
+
+    Introduced in 03_image_retrieval.
+    """
     w, h = image.size
     keep = rng.uniform(0.70, 0.85)
     cw, ch = round(w * keep), round(h * keep)
@@ -31,13 +34,19 @@ def crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def rotate(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Turn by 10-30 degrees either way, as a photo taken at a slant; the corners become white."""
+    """Turn by 10-30 degrees either way, as a photo taken at a slant; the corners become white.
+
+    Introduced in 03_image_retrieval.
+    """
     angle = rng.uniform(10, 30) * rng.choice([-1, 1])
     return image.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=WHITE)
 
 
 def scale(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Shrink to 50-75% and place it somewhere on a white canvas: the product seen from further away."""
+    """Shrink to 50-75% and place it somewhere on a white canvas: the product seen from further away.
+
+    Introduced in 03_image_retrieval.
+    """
     w, h = image.size
     factor = rng.uniform(0.50, 0.75)
     small = image.resize((round(w * factor), round(h * factor)), Image.Resampling.LANCZOS)
@@ -47,7 +56,10 @@ def scale(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def colour_jitter(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """Brightness, contrast and saturation each by up to 25%, and a small hue shift: other light, another camera."""
+    """Brightness, contrast and saturation each by up to 25%, and a small hue shift: other light, another camera.
+
+    Introduced in 03_image_retrieval.
+    """
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         image = enhancer(image).enhance(rng.uniform(0.75, 1.25))
     hsv = np.asarray(image.convert("HSV")).copy()
@@ -56,7 +68,10 @@ def colour_jitter(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def jpeg(image: Image.Image, rng: np.random.Generator, quality: int = 30) -> Image.Image:
-    """Save as a JPEG of quality 30 and decode it again: blocky edges, smeared colour, as messaging apps send."""
+    """Save as a JPEG of quality 30 and decode it again: blocky edges, smeared colour, as messaging apps send.
+
+    Introduced in 03_image_retrieval.
+    """
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
@@ -85,7 +100,7 @@ def photo_background(image: Image.Image, rng: np.random.Generator) -> Image.Imag
     """Put the product on a table or a wall: a grainy gradient instead of white, a shadow, sensor noise, a little blur.
 
     The white around the product is found by flooding from the border, so the white stripes and
-    dots inside the shape (fenced by its black outline) stay as they are.
+    dots inside the shape (fenced by its black outline) stay as they are. Introduced in 03_image_retrieval.
     """
     w, h = image.size
     outside = _white_around(np.asarray(image))

@@ -219,7 +219,7 @@ def _plan_rows(
     rules = MetadataFilter(frozenset(intent.categories), intent.min_price, intent.max_price)
     allowed = set(index.rows_where(rules))
     if visual:
-        # the visual words choose the candidates: the images that match the query
+        # the look (visual words, or the query picture) chooses the candidates: the images that match it
         rows = [i for i in range(len(index)) if strong[i]] or list(top_k(scores, 1))
         used = "hybrid: visual candidates + metadata"
     else:

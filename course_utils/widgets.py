@@ -223,7 +223,10 @@ class PhotoQuery:
 
 
 class PhotoPanel(Panel):
-    """A panel that also takes a photo as the query: an upload, and "Use as query" on its result cards."""
+    """A panel that also takes a photo as the query: an upload, and "Use as query" on its result cards.
+
+    Introduced in 03_image_retrieval.
+    """
 
     def _make_photo(self, extra: Sequence[widgets.Widget] = ()) -> PhotoQuery:
         self.photo = PhotoQuery(self.use_image, extra)
