@@ -284,14 +284,11 @@ def _png_of(path) -> bytes:
 
 def _upload_value_v8(name: str, data: bytes):
     """ipywidgets 8: a tuple of dicts, the content a memoryview."""
+    import datetime as dt
+
+    modified = dt.datetime(2026, 1, 9, 15, 58, 43, tzinfo=dt.timezone.utc)
     return (
-        {
-            "name": name,
-            "type": "image/png",
-            "size": len(data),
-            "content": memoryview(data),
-            "last_modified": 1700000000000,
-        },
+        {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": modified},
     )
 
 
@@ -389,3 +386,22 @@ def test_the_ask_panel_shows_a_bad_upload_as_a_message(tiny_embedder, tiny_index
     panel = ask_panel(ImageRAG(tiny_index, tiny_embedder))
     panel.photo._on_upload({"new": _upload_value_v8("empty.png", b"")})
     assert "empty.png cannot be used: empty file" in panel.message.value and panel.last is None
+
+
+def _upload_like_the_browser(upload, name: str, data: bytes) -> None:
+    """Send a real ``FileUpload`` the state its front end syncs after a file is chosen, in the installed ipywidgets."""
+    import ipywidgets
+
+    if int(ipywidgets.__version__.split(".")[0]) >= 8:  # the value itself, as JSON plus a binary buffer
+        file = {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data)}
+        upload.set_state({"value": [{**file, "last_modified": 1700000000000}]})
+    else:  # 7.x: metadata and data, then a counter whose change computes value
+        metadata = {"name": name, "type": "image/png", "size": len(data), "lastModified": 1700000000000}
+        upload.set_state({"metadata": [metadata], "data": [memoryview(data)], "_counter": upload._counter + 1})
+
+
+def test_the_real_upload_control_drives_the_panel(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=2)
+    _upload_like_the_browser(panel.photo.upload, "catalog copy.png", _png_of(tiny_index.paths[5]))
+    assert panel.last is not None and panel.last.query_image == "catalog copy.png"
+    assert panel.last[0].exact and panel.last[0].path == tiny_index.paths[5]
