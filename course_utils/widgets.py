@@ -204,16 +204,20 @@ class PhotoQuery:
 
     def _on_upload(self, change: Mapping[str, Any]) -> None:
         files = uploaded_files(change["new"])
-        if files:
-            name, data = files[-1]
-            self.on_pick(data, name)
+        if not files:
+            return
+        # empty the control (a dict in ipywidgets 7, a tuple in 8), so that choosing the same file
+        # again is a change that reaches us
+        self.upload.set_trait("value", type(self.upload.value)())
+        name, data = files[-1]
+        self.on_pick(data, name)
 
     def set(self, image: QueryImage, name: str | None = None) -> None:
         """Show ``image`` as the query; a file that is not a usable picture is a CourseError saying why."""
         picture, label = open_query_image(image, name)
         self.preview.value = png_bytes(picture, THUMBNAIL)
         self.image, self.name = image, name
-        self.caption.value = f"<b>Your photo</b><br><small>{html.escape(Path(label).name)}</small>"
+        self.caption.value = f"<b>Query picture</b><br><small>{html.escape(Path(label).name)}</small>"
         self.box.layout.display = None
 
     def clear(self) -> None:

@@ -405,3 +405,13 @@ def test_the_real_upload_control_drives_the_panel(tiny_embedder, tiny_index):
     _upload_like_the_browser(panel.photo.upload, "catalog copy.png", _png_of(tiny_index.paths[5]))
     assert panel.last is not None and panel.last.query_image == "catalog copy.png"
     assert panel.last[0].exact and panel.last[0].path == tiny_index.paths[5]
+
+
+def test_the_same_file_chosen_again_searches_again(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=2)
+    data = _png_of(tiny_index.paths[1])
+    _upload_like_the_browser(panel.photo.upload, "again.png", data)
+    first = panel.last
+    panel.photo.clear_button.click()
+    _upload_like_the_browser(panel.photo.upload, "again.png", data)
+    assert panel.last is not first and panel.last.query_image == "again.png" and panel.photo.image is not None
