@@ -161,3 +161,32 @@ def test_retrieval_explorer_searches_with_an_uploaded_photo_in_the_browser(lab_p
     expect(panel).to_contain_text("The query image notes.txt cannot be used: not an image")
     assert _captions(panel)[0].startswith("#1 Widget A")  # the last good results stay
     assert not lab_page.widget_errors()
+
+
+def test_ask_panel_answers_about_an_uploaded_photo_in_the_browser(lab_page, tmp_path):
+    """The ask panel with a photo and no words: "Do you have something like this?", answered from the catalog."""
+    from playwright.sync_api import expect
+
+    from course_utils.catalog import default_catalog, render_catalog
+
+    picture = render_catalog(default_catalog(), tmp_path / "catalog")[3]  # gadget_y.png
+
+    lab_page.open_notebook("05_image_rag_pipeline.ipynb")
+    lab_page.run_all()
+    panel = lab_page.panel("course-ask-panel")
+    with_rag, without_rag = panel.locator(".course-answer-with-rag"), panel.locator(".course-answer-without-rag")
+    panel.locator(".widget-text input").first.fill("")
+
+    _mark_stale(panel)
+    with lab_page.page.expect_file_chooser() as opened:
+        panel.locator(".widget-upload").click()
+    opened.value.set_files(str(picture))
+    _wait_for_new_images(panel)
+    _assert_images_load(panel.locator(RESULT_IMAGES))
+    _assert_images_load(panel.locator(".course-query-image img"))
+    assert _captions(panel)[0].startswith("#1 Gadget Y"), _captions(panel)
+    expect(with_rag).to_contain_text("sees your photo and")
+    expect(with_rag).to_contain_text("most like your photo is Gadget Y")
+    expect(without_rag).to_contain_text("sees your photo, no catalog")
+    lab_page.screenshot(panel, "05_ask_with_a_photo.png")
+    assert not lab_page.widget_errors()
