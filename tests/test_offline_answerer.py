@@ -66,7 +66,7 @@ def test_something_like_my_photo_names_the_closest_retrieved_products():
     answer = answer_offline(photo_prompt("Do you have something like this?", ["Gadget Y", "Widget A"]))
     assert answer.startswith(OFFLINE_LABEL)
     assert "most like your photo is Gadget Y (yellow circle, dotted, $15.00)" in answer
-    assert "Also similar: Widget A" in answer
+    assert "Next closest: Widget A" in answer
     assert not any(name in answer for name in set(CATALOG) - {"Gadget Y", "Widget A"})
 
 

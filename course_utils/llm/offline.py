@@ -80,7 +80,7 @@ def _about_the_photo(entries: list[dict], no_match: bool) -> str:
             f"{OFFLINE_LABEL} Nothing in the catalog looks like your photo. The closest retrieved products "
             f"are: {_listing(entries)}."
         )
-    others = f" Also similar: {_listing(entries[1:])}." if len(entries) > 1 else ""
+    others = f" Next closest: {_listing(entries[1:])}." if len(entries) > 1 else ""
     return f"{OFFLINE_LABEL} The product most like your photo is {_describe(entries[0])}.{others}"
 
 
