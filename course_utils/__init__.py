@@ -28,7 +28,7 @@ from .llm import LLM, Cascade, LLMResponse, OfflineAnswerer, get_cascade, raw_ge
 from .query import QueryIntent, generate_queries, parse_question
 from .rag import ImageRAG, RAGResult, build_metadata_context
 from .rerank import rerank
-from .retrieval import Hit, Retrieval, retrieve
+from .retrieval import Hit, Retrieval, retrieve, retrieve_by_image
 from .workspace import catalog_images, catalog_index, report_environment
 
 __version__ = config.VERSION
@@ -74,6 +74,7 @@ __all__ = [
     "report_environment",
     "rerank",
     "retrieve",
+    "retrieve_by_image",
     "run_eval",
     "save_catalog",
 ]

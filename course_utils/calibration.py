@@ -2,7 +2,11 @@
 
 CLIP similarities have no absolute scale (0.3 is a strong match for one model and a weak one for
 another), so the threshold is calibrated per catalog and model, on queries generated from the
-catalog's own labels: some it has, some it does not. Introduced in 08_evaluating_image_rag.
+catalog's own labels: some it has, some it does not. A picture compared with pictures lives on
+another scale again (much higher than a sentence compared with pictures), so queries by picture
+get their own threshold, calibrated the same way on pictures: photo-like copies of the catalog's
+images (present) and drawings of looks the catalog lacks (absent).
+Introduced in 08_evaluating_image_rag (text) and 03_image_retrieval (pictures).
 """
 
 from __future__ import annotations
@@ -12,11 +16,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from .catalog import SHAPES
+from .catalog import COLOR_HEX, PATTERNS, SHAPES, Product, draw_item, render_product
+from .errors import CourseError
+from .images import open_image
+from .perturbations import PERTURBATIONS, perturb
 from .query import generate_queries
 
-__all__ = ["calibrate_refusal", "choose_threshold", "match_threshold", "refusal_calibration"]
+__all__ = [
+    "absent_pictures",
+    "calibrate_image_refusal",
+    "calibrate_refusal",
+    "catalog_picture",
+    "choose_threshold",
+    "image_match_threshold",
+    "image_refusal_calibration",
+    "match_threshold",
+    "present_pictures",
+    "refusal_calibration",
+]
 
 
 def choose_threshold(present: Sequence[float], absent: Sequence[float]) -> dict[str, float]:
@@ -42,6 +61,11 @@ def choose_threshold(present: Sequence[float], absent: Sequence[float]) -> dict[
     }
 
 
+def _calibratable(products: Sequence[Product]) -> bool:
+    """Whether every product has known attributes (a photo folder has none to calibrate on)."""
+    return bool(products) and all(p.shape in SHAPES and p.price is not None for p in products)
+
+
 def calibrate_refusal(index: Any, embedder: Any) -> dict[str, float] | None:
     """Calibrate the "nothing matches" threshold for this catalog and model from generated queries.
 
@@ -49,7 +73,7 @@ def calibrate_refusal(index: Any, embedder: Any) -> dict[str, float] | None:
     catalog whose products have no known attributes (a plain photo folder).
     Introduced in 08_evaluating_image_rag.
     """
-    if not index.products or any(p.shape not in SHAPES or p.price is None for p in index.products):
+    if not _calibratable(index.products):
         return None
     queries = [q for q in generate_queries(index.products) if q["type"] != "category"]
     vectors = embedder.embed_texts([q["query"] for q in queries])
@@ -59,20 +83,24 @@ def calibrate_refusal(index: Any, embedder: Any) -> dict[str, float] | None:
     return choose_threshold(present, absent) if present and absent else None
 
 
-# One calibration per (index object, model): computing it embeds ~150 generated queries, and a
-# notebook retrieves many times from the same index. Entries die with their index.
-_CALIBRATIONS: dict[tuple[int, str, int], tuple[weakref.ref, dict[str, float] | None]] = {}
+# One calibration per (kind, index object, model): computing one embeds a hundred or more queries,
+# and a notebook retrieves many times from the same index. Entries die with their index.
+_CALIBRATIONS: dict[tuple[str, int, str, int], tuple[weakref.ref, dict[str, float] | None]] = {}
+
+
+def _remembered(kind: str, index: Any, embedder: Any, compute) -> dict[str, float] | None:
+    key = (kind, id(index), embedder.model_id, len(index))
+    known = _CALIBRATIONS.get(key)
+    if known is not None and known[0]() is index:
+        return known[1]
+    result = compute(index, embedder)
+    _CALIBRATIONS[key] = (weakref.ref(index, lambda _ref, key=key: _CALIBRATIONS.pop(key, None)), result)
+    return result
 
 
 def refusal_calibration(index: Any, embedder: Any) -> dict[str, float] | None:
     """:func:`calibrate_refusal` for this index and model, computed once and then remembered."""
-    key = (id(index), embedder.model_id, len(index))
-    known = _CALIBRATIONS.get(key)
-    if known is not None and known[0]() is index:
-        return known[1]
-    result = calibrate_refusal(index, embedder)
-    _CALIBRATIONS[key] = (weakref.ref(index, lambda _ref, key=key: _CALIBRATIONS.pop(key, None)), result)
-    return result
+    return _remembered("text", index, embedder, calibrate_refusal)
 
 
 def match_threshold(index: Any, embedder: Any) -> float | None:
@@ -81,4 +109,78 @@ def match_threshold(index: Any, embedder: Any) -> float | None:
     None for a catalog without labels to calibrate on (a photo folder). Introduced in 03_image_retrieval.
     """
     calibration = refusal_calibration(index, embedder)
+    return calibration["threshold"] if calibration else None
+
+
+# --------------------------------------------------------------------------- queries by picture
+
+
+def catalog_picture(product: Product, path: Any) -> Image.Image:
+    """The catalog's picture of ``product``: its indexed file, or a fresh render when the file is gone."""
+    try:
+        return open_image(path)
+    except CourseError:
+        return render_product(product)
+
+
+def present_pictures(index: Any, seed: int = 0) -> list[Image.Image]:
+    """Photo-like copies of every catalog image, one per perturbation: what a shopper would photograph."""
+    rng = np.random.default_rng([seed, 11])
+    pictures = []
+    for product, path in zip(index.products, index.paths, strict=True):
+        picture = catalog_picture(product, path)
+        pictures += [perturb(picture, name, rng) for name in PERTURBATIONS]
+    return pictures
+
+
+def absent_pictures(products: Sequence[Product], seed: int = 0) -> list[Image.Image]:
+    """Pictures of products the catalog does not have: every colour + shape pair that no product has.
+
+    Each is drawn like a catalog image (a random pattern, a name and a price in the catalog's
+    style) and then changed by one perturbation, in turn, so that absent pictures differ from
+    the catalog as much as the present ones do.
+    """
+    rng = np.random.default_rng([seed, 13])
+    have = {(p.color_name, p.shape) for p in products}
+    families = sorted({p.name.split()[0] for p in products if p.name.split()}) or ["Item"]
+    names = list(PERTURBATIONS)
+    pictures = []
+    missing = [(color, shape) for color in COLOR_HEX for shape in SHAPES if (color, shape) not in have]
+    for n, (color, shape) in enumerate(missing):
+        label = f"{families[n % len(families)]} {chr(ord('A') + int(rng.integers(26)))}"
+        pattern = PATTERNS[int(rng.integers(len(PATTERNS)))]
+        picture = draw_item(shape, COLOR_HEX[color], pattern, label, f"${rng.uniform(1, 99):.2f}")
+        pictures.append(perturb(picture, names[(n + seed) % len(names)], rng))
+    return pictures
+
+
+def calibrate_image_refusal(index: Any, embedder: Any, seed: int = 0) -> dict[str, float] | None:
+    """Calibrate the "nothing looks like this" threshold for pictures, for this catalog and model.
+
+    Present: :func:`present_pictures`; absent: :func:`absent_pictures`. Their best-hit
+    similarities separate like those of text queries do, only on the image-to-image scale.
+    Returns None for a catalog without known attributes (a photo folder), or when every colour
+    and shape pair is in the catalog.
+    """
+    if not _calibratable(index.products):
+        return None
+    absent = absent_pictures(index.products, seed)
+    if not absent:
+        return None
+
+    def best(pictures: list[Image.Image]) -> list[float]:
+        vectors = embedder.embed_images(pictures, progress=False)
+        return [float(index.similarities(v).max()) for v in vectors]
+
+    return choose_threshold(best(present_pictures(index, seed)), best(absent))
+
+
+def image_refusal_calibration(index: Any, embedder: Any) -> dict[str, float] | None:
+    """:func:`calibrate_image_refusal` for this index and model, computed once and then remembered."""
+    return _remembered("image", index, embedder, calibrate_image_refusal)
+
+
+def image_match_threshold(index: Any, embedder: Any) -> float | None:
+    """The similarity a picture's best hit needs for the catalog to "have" it, or None (a photo folder)."""
+    calibration = image_refusal_calibration(index, embedder)
     return calibration["threshold"] if calibration else None

@@ -19,6 +19,7 @@ from PIL import Image
 from .errors import CourseError
 from .indexing import ENGINES, PARALLEL
 from .prompts import CONDITIONS, METADATA_VIEWS
+from .retrieval import TEXT_WEIGHT
 
 __all__ = ["build_parser", "main"]
 
@@ -83,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("search", help="find the catalog images that match a text query")
-    p.add_argument("query")
+    p = sub.add_parser("search", help="find the catalog images that match a text query, a picture, or both")
+    p.add_argument("query", nargs="?", help="what you are looking for; with --image, words that change the picture")
+    p.add_argument("--image", metavar="PATH", help="search with this picture (plus QUERY's words, if given)")
+    p.add_argument(
+        "--weight", type=float, help=f"how much QUERY's words count next to --image, 0..1 (default {TEXT_WEIGHT})"
+    )
     _add_index_args(p)
 
     p = sub.add_parser("ask", help="answer a question from the retrieved images (Image RAG)")
@@ -113,9 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--queries", help='JSONL file: {"query": ..., "relevant": [...]} per line')
     source.add_argument("--generate", action="store_true", help="generate labelled queries from the catalog")
+    source.add_argument(
+        "--image-queries",
+        action="store_true",
+        help="search by picture: perturbed catalog images, picture + words, refusal of absent looks",
+    )
     p.add_argument("--catalog", help="catalog.json (default: the course's 8 products)")
     p.add_argument("--model", help="CLIP model: hub name or folder")
     p.add_argument("--device", help="cpu, cuda or mps")
+    p.add_argument("--seed", type=int, default=1, help="--image-queries: seed of the perturbations (default 1)")
+    p.add_argument("--out", help="--image-queries: also write the JSON report to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("bench", help="time indexing (naive loops, the pipeline, the cache) and search at scale")
@@ -179,6 +191,14 @@ def _load_index(args: argparse.Namespace):
     return catalog_index(embedder), embedder
 
 
+def _check_image(path: str | None) -> None:
+    """A missing or unusable --image fails at once, before any model loads."""
+    if path is not None:
+        from .retrieval import open_query_image
+
+        open_query_image(path)
+
+
 def _model_source_for(model_id: str) -> str | None:
     """The model that made an index: the bundled mini-CLIP is found by name, hub models by id."""
     from .embeddings import BUNDLED_MODEL_DIR, BUNDLED_MODEL_NAME
@@ -237,7 +257,7 @@ def _price(price: float | None) -> str:
 def _hits_table(hits) -> str:
     rows = [f"{'rank':>4}  {'product':<18} {'similarity':>10}  {'price':>8}  image"]
     for h in hits:
-        weak = "  (weak)" if h.weak else ""
+        weak = "  (exact: the query picture itself)" if h.exact else "  (weak)" if h.weak else ""
         rows.append(
             f"{h.rank:>4}  {_shown(h.product.name)[:18]:<18} {h.similarity:>10.3f}  {_price(h.product.price):>8}  "
             f"{_shown(Path(h.path).name)}{weak}"
@@ -335,15 +355,25 @@ def _skipped_table(skipped: list[dict], limit: int = 30) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .retrieval import retrieve
+    from .retrieval import retrieve, retrieve_by_image
 
+    if args.image is None and args.query is None:
+        raise CourseError("Give a query, --image PATH, or both (e.g. search --image shoe.jpg 'in blue').")
+    if args.weight is not None and args.image is None:
+        raise CourseError("--weight sets how much the words count next to --image; give --image too.")
+    _check_image(args.image)
     index, embedder = _load_index(args)
-    found = retrieve(args.query, index, embedder, k=args.k, plan=args.plan)
+    if args.image is None:
+        found = retrieve(args.query, index, embedder, k=args.k, plan=args.plan)
+    else:
+        weight = TEXT_WEIGHT if args.weight is None else args.weight
+        found = retrieve_by_image(args.image, index, embedder, k=args.k, text=args.query, weight=weight, plan=args.plan)
     if args.json:
         print(
             _json(
                 {
                     "query": found.query,
+                    "query_image": found.query_image,
                     "model": index.model_id,
                     "plan": found.plan_dict(),
                     "match": found.match,
@@ -353,7 +383,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"Query: {_shown(found.query)}   (model {_shown(index.model_id)}, plan {found.plan})")
+    image = f"   image {_shown(found.query_image)}" if found.query_image else ""
+    query = _shown(found.query) if found.query else "(the picture alone)"
+    print(f"Query: {query}{image}   (model {_shown(index.model_id)}, plan {found.plan})")
     if found.note:
         print(f"Note: {_shown(found.note)}")
     print(_hits_table(found))
@@ -442,8 +474,24 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import format_report, run_eval
 
+    if args.image_queries:
+        return _image_eval(args)
+    if args.out:
+        raise CourseError("--out writes the report of --image-queries; use --json and redirect for the others.")
     report = run_eval(args.queries, catalog_path=args.catalog, model=args.model, device=args.device)
     print(_json(report) if args.json else _shown(format_report(report), keep="\n"))
+    return 0
+
+
+def _image_eval(args: argparse.Namespace) -> int:
+    from .image_eval import format_image_report, run_image_eval
+
+    report = run_image_eval(args.catalog, model=args.model, device=args.device, seed=args.seed)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report) if args.json else format_image_report(report))
     return 0
 
 

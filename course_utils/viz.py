@@ -18,6 +18,7 @@ from .images import ImageLike, open_image
 __all__ = [
     "CONDITION_COLORS",
     "IMAGE_MARKER",
+    "QUERY_COLOR",
     "STRONG_COLOR",
     "TEXT_MARKER",
     "WEAK_COLOR",
@@ -31,10 +32,12 @@ __all__ = [
     "show_results",
     "similarity_bars",
     "similarity_heatmap",
+    "similarity_scales",
 ]
 
 WEAK_COLOR = "#C0392B"  # the "weak hit" mark, also used by the widgets
 STRONG_COLOR = "#27AE60"
+QUERY_COLOR = "#2E86C1"  # the frame of a query picture
 TEXT_MARKER = "^"
 IMAGE_MARKER = "o"
 
@@ -75,24 +78,34 @@ def show_catalog_grid(products: Sequence[Product], paths: Sequence[ImageLike], n
     return fig
 
 
-def show_results(hits: Iterable, query: str | None = None):
+def show_results(hits: Iterable, query: str | None = None, query_image: ImageLike | None = None):
     """Retrieved images in a row: rank, name and similarity under each; weak hits marked in red.
 
     ``hits`` is a :class:`~course_utils.retrieval.Retrieval` (whose ``match=False`` is noted in the
-    title) or any list of ``Hit``.
+    title) or any list of ``Hit``. ``query_image``, a picture that was the query, is drawn first.
     Introduced in 03_image_retrieval.
     """
     match = getattr(hits, "match", True)  # a Retrieval knows whether anything stood out
     hits = list(hits)
-    fig = _figure(max(3.0, 2.8 * len(hits)), 3.6)
+    panels = max(1, len(hits) + (query_image is not None))
+    fig = _figure(max(3.0, 2.8 * panels), 3.6)
     if not hits:
-        ax = fig.add_subplot(1, 1, 1)
+        ax = fig.add_subplot(1, panels, panels)
         ax.axis("off")
         ax.text(0.5, 0.5, "no results", ha="center", va="center")
-    for i, hit in enumerate(hits):
-        ax = fig.add_subplot(1, len(hits), i + 1)
+    if query_image is not None:
+        ax = fig.add_subplot(1, panels, 1)
+        _show_image(ax, query_image)
+        ax.set_xlabel("the query picture", fontsize=10, color=QUERY_COLOR)
+        for spine in ax.spines.values():
+            spine.set_edgecolor(QUERY_COLOR)
+            spine.set_linewidth(3)
+    for i, hit in enumerate(hits, start=panels - len(hits) + 1):
+        ax = fig.add_subplot(1, panels, i)
         _show_image(ax, hit.path)
         label = f"#{hit.rank} {hit.product.name}\nsimilarity {hit.similarity:.3f}"
+        if getattr(hit, "exact", False):
+            label += "  (exact)"
         if hit.weak:
             label += "  (weak)"
             for spine in ax.spines.values():
@@ -309,4 +322,33 @@ def ablation_bars(report: dict, metric: str = "accuracy"):
     )
     ax.legend(ncol=len(conditions), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def similarity_scales(
+    text_to_image: Sequence[float],
+    image_to_image: Sequence[float],
+    text_threshold: float | None = None,
+    image_threshold: float | None = None,
+):
+    """Best-hit similarities of sentences and of pictures as queries, on one axis, with their thresholds.
+
+    A picture is far more similar to pictures than any sentence is, so one threshold cannot
+    serve both.
+    """
+    fig = _figure(7, 3)
+    ax = fig.add_subplot()
+    values = [*text_to_image, *image_to_image]
+    bins = np.linspace(min(values), max(values), 30)
+    ax.hist(text_to_image, bins=bins, alpha=0.7, color=STRONG_COLOR, label=f"a sentence ({len(text_to_image)})")
+    ax.hist(image_to_image, bins=bins, alpha=0.7, color=QUERY_COLOR, label=f"a picture ({len(image_to_image)})")
+    for threshold, color, who in (
+        (text_threshold, STRONG_COLOR, "sentence"),
+        (image_threshold, QUERY_COLOR, "picture"),
+    ):
+        if threshold is not None:
+            ax.axvline(threshold, color=color, linestyle="--", label=f"{who} threshold {threshold:.3f}")
+    ax.set_xlabel("similarity of the best hit")
+    ax.set_ylabel("queries")
+    ax.legend(fontsize=8)
     return fig

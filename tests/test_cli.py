@@ -164,3 +164,61 @@ def test_ablation_takes_a_question_file_and_a_catalog(cli_env, capsys, tmp_path)
 def test_ablation_user_errors_are_one_line(cli_env, capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- search with a picture
+
+
+def _catalog_png(cli_env, capsys):
+    assert run(capsys, "catalog", "--out", str(cli_env / "cat"))[0] == 0
+    return cli_env / "cat" / "gadget_y.png"
+
+
+def test_search_by_image_json_shape(cli_env, capsys):
+    picture = _catalog_png(cli_env, capsys)
+    code, out, err = run(capsys, "search", "--image", str(picture), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert {"query", "query_image", "model", "results", "match", "plan", "note"} <= set(data)
+    assert data["query_image"] == str(picture) and data["query"] == "" and data["plan"]["name"] == "image"
+    first = data["results"][0]
+    assert first["name"] == "Gadget Y" and first["exact"] is True and first["similarity"] == 1.0
+    assert [r["rank"] for r in data["results"]] == [1, 2, 3]
+    assert sum(r["exact"] for r in data["results"]) == 1
+
+
+def test_search_by_image_and_words_with_a_weight(cli_env, capsys):
+    picture = _catalog_png(cli_env, capsys)
+    code, out, _ = run(capsys, "search", "--image", str(picture), "in red", "--weight", "0.8", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["query"] == "in red" and data["plan"]["name"] == "image + words"
+    assert "words weight 0.80" in data["note"]
+    code, out, _ = run(capsys, "search", "--image", str(picture), "in red")
+    assert code == 0 and "image" in out and "rank" in out
+
+
+def test_text_search_json_names_no_query_image(cli_env, capsys):
+    code, out, _ = run(capsys, "search", "red circle", "--json")
+    assert code == 0 and json.loads(out)["query_image"] is None
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "--image", "no-such.jpg"], "no-such.jpg cannot be used: file not found"),
+        (["search", "--image", "NOTES"], "not an image"),
+        (["search", "--image", "EMPTY"], "empty file"),
+        (["search", "--image", "."], "cannot be used: is a directory"),
+        (["search"], "Give a query, --image PATH, or both"),
+        (["search", "red", "--weight", "0.5"], "give --image too"),
+        (["search", "--image", "PICTURE", "blue", "--weight", "2"], "between 0 and 1"),
+    ],
+)
+def test_bad_pictures_exit_2_with_one_line(cli_env, capsys, argv, message):
+    (cli_env / "notes.txt").write_text("not a picture")
+    (cli_env / "empty.png").write_bytes(b"")
+    picture = _catalog_png(cli_env, capsys)
+    names = {"NOTES": str(cli_env / "notes.txt"), "EMPTY": str(cli_env / "empty.png"), "PICTURE": str(picture)}
+    code, out, err = run(capsys, *[names.get(a, a) for a in argv])
+    assert code == 2
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

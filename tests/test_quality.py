@@ -115,3 +115,34 @@ def test_recall_and_ndcg():
     assert ndcg_at_k([1, 2], 3) == pytest.approx(1.0)
     assert ndcg_at_k([2], 3) == pytest.approx(1 / np.log2(3))
     assert ndcg_at_k([], 3) == 0.0 and recall_at_k([], 3) == 0.0
+
+
+# --------------------------------------------------------------------------- search with a picture
+
+
+def test_a_phone_photo_of_each_product_finds_it(default_rag, mini):
+    """Other light and JPEG quality 30: the changes the mini-CLIP shrugs off (docs/benchmarks)."""
+    from PIL import Image
+
+    from course_utils import retrieve_by_image
+    from course_utils.perturbations import perturb
+
+    index = default_rag.index
+    rng = np.random.default_rng(5)
+    for path, product in zip(index.paths, index.products, strict=True):
+        photo = perturb(perturb(Image.open(path), "colour_jitter", rng), "jpeg_q30", rng)
+        found = retrieve_by_image(photo, index, mini, k=3)
+        assert found[0].product == product and not found[0].exact
+
+
+def test_a_picture_plus_another_colour_finds_that_colour_in_the_same_shape(default_rag, mini):
+    from course_utils import retrieve_by_image
+    from course_utils.image_eval import composed_cases
+
+    index = default_rag.index
+    cases = composed_cases(index.products)
+    assert len(cases) == 8
+    for case in cases:
+        found = retrieve_by_image(index.paths[case["product"]], index, mini, k=1, text=case["color"])
+        assert index.products.index(found[0].product) in case["targets"], case
+        assert found.match and not found[0].weak

@@ -21,6 +21,7 @@ from course_utils.viz import (
     show_results,
     similarity_bars,
     similarity_heatmap,
+    similarity_scales,
 )
 
 
@@ -65,6 +66,22 @@ def test_show_results_labels_rank_name_similarity_and_weak(products, paths):
     assert labels[0].startswith("#1 Widget A") and "0.312" in labels[0] and "weak" not in labels[0]
     assert labels[1].startswith("#2 Gadget X") and "0.201" in labels[1] and "(weak)" in labels[1]
     assert "red circle" in fig._suptitle.get_text()
+
+
+def test_show_results_draws_the_query_picture_first_and_marks_the_exact_hit(products, paths):
+    hits = [Hit(1, products[3], str(paths[3]), 1.0, exact=True), Hit(2, products[0], str(paths[0]), 0.5, weak=True)]
+    fig = show_results(hits, query_image=paths[3])
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    assert len(fig.axes) == 3 and labels[0] == "the query picture"
+    assert labels[1].startswith("#1 Gadget Y") and "(exact)" in labels[1] and "(exact)" not in labels[2]
+
+
+def test_similarity_scales_draws_both_histograms_and_thresholds():
+    fig = similarity_scales([0.3, 0.35, 0.4], [0.7, 0.8, 0.95, 0.99], 0.33, 0.75)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(legend) == ["a picture (4)", "a sentence (3)", "picture threshold 0.750", "sentence threshold 0.330"]
+    assert sorted(line.get_xdata()[0] for line in ax.get_lines()) == [0.33, 0.75]
 
 
 def test_show_results_without_hits_says_so():
