@@ -15,7 +15,6 @@ or more decimals outside ``<samp>`` is a measured figure with no source, and fai
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -23,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from site_build import load_build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ROOT / "docs" / "answers"
@@ -36,15 +36,7 @@ UNQUOTED_FIGURE = re.compile(r"(?<![\d$.])\d+\.\d{2,}(?![\d.])")
 MIN_WORDS = 25
 
 
-def _load_build_site():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "scripts" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_site"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BUILD = sys.modules.get("build_site") or _load_build_site()
+BUILD = load_build_site()
 
 
 def squash(text: str) -> str:

@@ -7,24 +7,15 @@ tests pin the two transformations the build makes on its way, on small hand-made
 from __future__ import annotations
 
 import base64
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from site_build import load_build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_build_site():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "scripts" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_site"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BUILD = sys.modules.get("build_site") or _load_build_site()
+BUILD = load_build_site()
 PNG = base64.b64encode(b"\x89PNG fake bytes").decode()
 COLAB = "https://colab.research.google.com/github/o/r/blob/main/notebooks/03_x.ipynb"
 

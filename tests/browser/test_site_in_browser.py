@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
+from site_build import load_build_site
 
 pytestmark = pytest.mark.browser
 
@@ -30,15 +30,7 @@ SITE_OUT = REPO / "build" / "site"
 SITE_BUILD_S = 3600  # ten notebooks executed on a busy 2-core machine, then Jupyter Book
 
 
-def _load_build_site():
-    spec = importlib.util.spec_from_file_location("build_site", REPO / "scripts" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_site"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BUILD = sys.modules.get("build_site") or _load_build_site()
+BUILD = load_build_site()
 NOTEBOOKS = [path.stem for path in BUILD.notebook_paths()]
 DOCS = [path.stem for path in BUILD.site_docs()]
 # notebooks that show one of the course's panels (read from their code, not from the build)
