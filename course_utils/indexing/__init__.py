@@ -2,12 +2,13 @@
 
 One module per job, in the order the data flows: :mod:`.folders` (which files), :mod:`.workers`
 (read, hash and decode in parallel), :mod:`.transforms` (the pixel recipe), :mod:`.cache`
-(embeddings on disk) and :mod:`.embed` (batches through the model, into an index);
-:mod:`.ray_engine` does the same work on a Ray cluster.
+(embeddings on disk), :mod:`.embed` (batches through the model) and :mod:`.build` (into an
+index); :mod:`.ray_engine` does the embedding on a Ray cluster.
 """
 
+from .build import ENGINES, build_index, index_files, index_folder
 from .cache import EmbeddingCache
-from .embed import ENGINES, EmbedResult, build_index, embed_files, index_files, index_folder
+from .embed import EmbedResult, embed_files
 from .folders import IMAGE_EXTENSIONS, folder_inputs, scan_folder
 from .ray_engine import embed_files_ray, ray_available
 from .transforms import PixelRecipe

@@ -7,7 +7,7 @@ forward pass on the current batch; a bounded queue keeps memory flat however big
 Every bad file is skipped with a reason instead of stopping the run, and every embedding is
 stored on disk (:mod:`.cache`), so re-indexing an unchanged folder embeds nothing.
 
-Introduced in 06_exercises (exercise: index your own photos).
+Used by :mod:`.build` and :mod:`.ray_engine`.
 """
 
 from __future__ import annotations
@@ -22,26 +22,19 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..catalog import Product
 from ..embeddings import DEFAULT_BATCH_SIZE, PROGRESS_BAR_MIN, features_to_array
 from ..errors import CourseError
 from ..images import ImageLike, UnusableImage
-from ..index import ImageIndex
 from .cache import EmbeddingCache, preprocessing_signature
-from .folders import folder_inputs
 from .transforms import PixelRecipe, image_processor_of
 from .workers import DecodeJob, default_workers, prepare, resolve_parallel
 
 __all__ = [
-    "ENGINES",
     "PRECISIONS",
     "EmbedResult",
     "EmbedSettings",
     "autocast",
-    "build_index",
     "embed_files",
-    "index_files",
-    "index_folder",
     "resolve_precision",
     "resolve_settings",
 ]
@@ -50,7 +43,6 @@ __all__ = [
 PREFETCH_BATCHES = 4
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Where embedding runs: this Python's threads or processes, or a Ray cluster (the ``ray`` extra).
-ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -320,71 +312,3 @@ def embed_files(
         digests=digests,
         known=known_rows,
     )
-
-
-def index_files(
-    products: Sequence[Product],
-    paths: Sequence[str | os.PathLike],
-    embedder: Any,
-    *,
-    skipped: Sequence[dict] = (),
-    engine: str = "local",
-    **options: Any,
-) -> tuple[ImageIndex, EmbedResult]:
-    """Embed ``paths`` with :func:`embed_files` and index the usable ones; also return the run's record.
-
-    ``skipped`` lists files left out before embedding (from a folder scan). ``engine="ray"``
-    embeds with Ray Data instead (:func:`~.ray_engine.embed_files_ray`). ``options`` go to the
-    embedding function. Raises :class:`CourseError` when no image is usable.
-    Introduced in 09_scaling_with_a_vector_database (when one machine is not enough).
-    """
-    if len(products) != len(paths):
-        raise ValueError("one product per image path")
-    if engine not in ENGINES:
-        raise CourseError(f"Unknown engine {engine!r}; use one of {', '.join(ENGINES)}.")
-    if engine == "ray":
-        from .ray_engine import embed_files_ray  # imported on use: Ray is an optional extra
-
-        result = embed_files_ray(embedder, paths, **options)
-    else:
-        result = embed_files(embedder, paths, **options)
-    all_skipped = [*skipped, *result.skipped]
-    if not result.kept:
-        first = f" First: {all_skipped[0]['path']}: {all_skipped[0]['reason']}." if all_skipped else ""
-        raise CourseError(f"None of the {len(paths)} image(s) could be used, so there is nothing to index.{first}")
-    index = ImageIndex(
-        result.vectors,
-        [products[i] for i in result.kept],
-        [str(paths[i]) for i in result.kept],
-        embedder.model_id,
-        skipped=all_skipped,
-    )
-    return index, result
-
-
-def build_index(
-    products: Sequence[Product], paths: Sequence[str | os.PathLike], embedder: Any, **options: Any
-) -> ImageIndex:
-    """An :class:`~course_utils.index.ImageIndex` of these products' images, embedded by ``embedder``.
-
-    Files that are not usable images are left out and listed in ``index.skipped`` with the reason.
-    ``cache=True`` reuses embeddings stored on disk for unchanged files; other ``options`` go to
-    :func:`embed_files`.
-    """
-    return index_files(products, paths, embedder, **options)[0]
-
-
-def index_folder(
-    folder: str | os.PathLike,
-    embedder: Any,
-    catalog: str | os.PathLike | None = None,
-    **options: Any,
-) -> ImageIndex:
-    """Index every image in a folder (a photo folder, or a rendered catalog with its ``catalog.json``).
-
-    Bad files are skipped and listed in ``index.skipped``; embeddings are cached on disk unless
-    ``cache=False``. Introduced in 06_exercises (exercise: index your own photos).
-    """
-    products, paths, skipped = folder_inputs(folder, catalog)
-    options.setdefault("cache", True)
-    return index_files(products, paths, embedder, skipped=skipped, **options)[0]
