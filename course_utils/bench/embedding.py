@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_SIZES",
     "bench_embedder",
     "bench_setup",
+    "embedding_methods",
     "model_only_ceiling",
     "naive_per_image",
     "naive_single_call",
@@ -61,6 +62,7 @@ __all__ = [
     "preprocess_setups",
     "render_images",
     "run_bench",
+    "time_methods",
 ]
 
 ARCHS = ("mini", "vit-b-32")
@@ -250,6 +252,39 @@ def preprocess_setups(cores: int, fast: bool) -> list[tuple[int, str]]:
     return setups
 
 
+def embedding_methods(embedder: CLIPEmbedder, paths: Sequence[Path], pipeline_options: dict) -> dict[str, Callable]:
+    """The three ways to embed a folder that the benchmarks compare, by the name of their fields."""
+    return {
+        "naive_per_image": lambda: naive_per_image(embedder, paths),
+        "naive_single_call": lambda: naive_single_call(embedder, paths),
+        "pipeline": lambda: embed_files(embedder, paths, **pipeline_options),
+    }
+
+
+def time_methods(
+    methods: dict[str, Callable],
+    device: str,
+    n: int,
+    result: dict[str, Any],
+    outputs: dict[str, Any],
+    prefix: str = "",
+    log: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Run each method once (one round), keeping in ``result`` each one's best images/s and its peak memory.
+
+    With several rounds, each method keeps its best: the round least disturbed by whatever else the
+    machine was doing. ``outputs`` gets each method's last result; ``prefix`` starts every field name.
+    """
+    for name, method in methods.items():
+        log(name.replace("_", " "))
+        seconds, outputs[name], memory = _timed(device, method)
+        key = f"{prefix}{name}"
+        result[f"{key}_ips"] = max(result.get(f"{key}_ips", 0.0), n / seconds)
+        result[f"{key}_peak_mb"] = max(result.get(f"{key}_peak_mb", 0.0), memory.peak_rss_mb)
+        if device.split(":")[0] == "cuda":
+            result[f"{key}_peak_cuda_mb"] = max(result.get(f"{key}_peak_cuda_mb", 0.0), memory.peak_cuda_mb)
+
+
 def preprocess_ceiling(
     embedder: CLIPEmbedder, paths: Sequence[Path], workers: int, parallel: str, draft: bool = True
 ) -> float:
@@ -373,23 +408,12 @@ def run_bench(
         embed_files(embedder, paths[: min(len(paths), 2 * batch_size)], **pipeline_options)
         naive_per_image(embedder, paths[:2])
 
-        # the three ways to embed, round-robin: with repeat > 1 each keeps its best round, which is the
-        # one least disturbed by whatever else the machine was doing
-        methods = {
-            "naive_per_image": lambda: naive_per_image(embedder, paths),
-            "naive_single_call": lambda: naive_single_call(embedder, paths),
-            "pipeline": lambda: embed_files(embedder, paths, **pipeline_options),
-        }
+        # the three ways to embed, round-robin: with repeat > 1 each keeps its best round
+        methods = embedding_methods(embedder, paths, pipeline_options)
         outputs: dict[str, Any] = {}
         for round_ in range(repeat):
-            for name, method in methods.items():
-                log(f"{name.replace('_', ' ')} (round {round_ + 1} of {repeat})")
-                seconds, outputs[name], memory = _timed(device, method)
-                if n_images / seconds > result.get(f"{name}_ips", 0.0):
-                    result[f"{name}_ips"] = n_images / seconds
-                result[f"{name}_peak_mb"] = max(result.get(f"{name}_peak_mb", 0.0), memory.peak_rss_mb)
-                if kind == "cuda":
-                    result[f"{name}_peak_cuda_mb"] = max(result.get(f"{name}_peak_cuda_mb", 0.0), memory.peak_cuda_mb)
+            round_log = lambda what, r=round_: log(f"{what} (round {r + 1} of {repeat})")  # noqa: E731
+            time_methods(methods, device, n_images, result, outputs, log=round_log)
         run, single = outputs["pipeline"], outputs["naive_single_call"]
         result["pipeline_preprocess"] = run.settings["preprocess"]
         result["pipeline_vs_naive_min_cosine"] = float(np.min(np.sum(run.vectors * single, axis=1)))

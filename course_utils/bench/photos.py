@@ -26,13 +26,13 @@ from PIL import Image, ImageDraw, ImageFilter
 from ..errors import CourseError
 from ..indexing import embed_files
 from .embedding import (
-    _timed,
     bench_setup,
+    embedding_methods,
     model_only_ceiling,
     naive_per_image,
-    naive_single_call,
     preprocess_ceiling,
     preprocess_setups,
+    time_methods,
 )
 
 __all__ = ["PHOTO_SIZE", "SCREENSHOT_SIZE", "format_photo_table", "make_photos", "photo_kind", "run_photo_bench"]
@@ -202,22 +202,14 @@ def run_photo_bench(
         pipeline_options = options["pipeline"]
         embed_files(embedder, paths[: min(len(paths), 2 * options["pipeline"]["batch_size"])], **pipeline_options)
         naive_per_image(embedder, paths[:1])
-        methods = {
-            "naive_per_image": lambda: naive_per_image(embedder, paths),
-            "naive_single_call": lambda: naive_single_call(embedder, paths),
-            "pipeline": lambda: embed_files(embedder, paths, **pipeline_options),
-        }
+        methods = embedding_methods(embedder, paths, pipeline_options)
         outputs: dict[str, Any] = {}
         for round_ in range(repeat):
+            round_log = lambda what, r=round_: log(f"photos: {what} (round {r + 1} of {repeat})")  # noqa: E731
             for name, ceiling in ceilings.items():
-                log(f"photos: {name.replace('_', ' ')} (round {round_ + 1} of {repeat})")
+                round_log(name.replace("_", " "))
                 result[f"photos_{name}_ips"] = max(result.get(f"photos_{name}_ips", 0.0), ceiling())
-            for name, method in methods.items():
-                log(f"photos: {name.replace('_', ' ')} (round {round_ + 1} of {repeat})")
-                seconds, outputs[name], memory = _timed(device, method)
-                key = f"photos_{name}"
-                result[f"{key}_ips"] = max(result.get(f"{key}_ips", 0.0), n_photos / seconds)
-                result[f"{key}_peak_mb"] = max(result.get(f"{key}_peak_mb", 0.0), memory.peak_rss_mb)
+            time_methods(methods, device, n_photos, result, outputs, prefix="photos_", log=round_log)
         run = outputs["pipeline"]
         if run.skipped or len(run.kept) != n_photos:
             raise RuntimeError(f"a generated photo failed to embed: {run.skipped[:1]}")
