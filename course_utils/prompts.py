@@ -21,6 +21,7 @@ __all__ = [
     "EVIDENCE",
     "METADATA_VIEWS",
     "NO_MATCH_NOTE",
+    "SHOPPER_PHOTO",
     "SYSTEM_PROMPT",
     "SYSTEM_PROMPT_NO_CONTEXT",
     "build_context",
@@ -31,6 +32,8 @@ __all__ = [
     "image_ranks_of",
     "parse_context",
     "question_of",
+    "says_no_match",
+    "sent_a_photo",
     "system_prompt",
 ]
 
@@ -151,39 +154,73 @@ NO_MATCH_NOTE = (
 )
 
 
+#: How a prompt says that the first attached image is the shopper's, not the catalog's.
+SHOPPER_PHOTO = "Image 1 is the shopper's own photo, sent with the question; it is not a catalog product."
+
+
 def build_rag_prompt(
-    question: str, context: str, n_images: int, match: bool = True, image_ranks: Sequence[int] | None = None
+    question: str,
+    context: str,
+    n_images: int,
+    match: bool = True,
+    image_ranks: Sequence[int] | None = None,
+    shopper_photo: bool = False,
 ) -> str:
     """The user prompt for a grounded answer: how images map to entries, the context, the question.
 
     ``match=False`` adds a note that retrieval found nothing that really matches. ``image_ranks``
     names the entries the images show, in order, when not every entry has one (an image file
-    that is gone, or more entries than a request may carry images). Introduced in 04_multimodal_generation.
+    that is gone, or more entries than a request may carry images). ``shopper_photo=True``: the
+    shopper's photo is attached first, before the ``n_images`` catalog images, and the prompt
+    says so. Introduced in 04_multimodal_generation (the photo: 03_image_retrieval).
     """
+    other = "other " if shopper_photo else ""
     if image_ranks is not None:
         shown = ", ".join(f"[{rank}]" for rank in image_ranks)
         images = (
-            f"The {len(image_ranks)} attached image(s) show entries {shown}, in that order; "
+            f"The {len(image_ranks)} {other}attached image(s) show entries {shown}, in that order; "
             "the other entries have no image.\n"
             if image_ranks
-            else "No images are attached: answer from the catalog entries.\n"
+            else "No catalog images are attached: answer from the catalog entries.\n"
         )
     elif n_images:
+        first = 2 if shopper_photo else 1
         images = (
-            f"The {n_images} attached image(s) show the products in the same order: image 1 is entry [1], and so on.\n"
+            f"The {n_images} {other}attached image(s) show the products in the same order: "
+            f"image {first} is entry [1], and so on.\n"
         )
     else:
         images = ""
     evidence = "catalog entries and product images" if n_images else "catalog entries"
+    photo = f"{SHOPPER_PHOTO}\n" if shopper_photo else ""
     return (
         f"Answer the question using only the {evidence} below.\n"
-        f"{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"
+        f"{photo}{images}\n{context}\n\n{'' if match else NO_MATCH_NOTE}Question: {' '.join(question.split())}"
     )
 
 
-def build_plain_prompt(question: str) -> str:
-    """The same question with no catalog context: what a model answers 'blind'."""
-    return f"Question: {' '.join(question.split())}"
+def build_plain_prompt(question: str, shopper_photo: bool = False) -> str:
+    """The same question with no catalog context: what a model answers 'blind' (with the shopper's photo, if any)."""
+    photo = f"{SHOPPER_PHOTO}\n" if shopper_photo else ""
+    return f"{photo}Question: {' '.join(question.split())}"
+
+
+def _head(prompt: str) -> str:
+    """The prompt before its catalog context: what no product's text can have written."""
+    return prompt.split(CONTEXT_OPEN, 1)[0]
+
+
+def sent_a_photo(prompt: str) -> bool:
+    """Whether a prompt built here says that the shopper's photo is attached first. Introduced in 03_image_retrieval."""
+    return SHOPPER_PHOTO in _head(prompt)
+
+
+def says_no_match(prompt: str) -> bool:
+    """Whether a prompt built here notes that nothing retrieved stands out as a match.
+
+    The note follows the context, so only the text after the context's end is read.
+    """
+    return NO_MATCH_NOTE.strip() in prompt.rsplit(CONTEXT_CLOSE, 1)[-1]
 
 
 def parse_context(prompt: str) -> list[dict] | None:
@@ -223,8 +260,8 @@ def image_ranks_of(prompt: str) -> list[int] | None:
     :func:`build_rag_prompt`); None when image *i* is entry [*i*]. Only the text before the
     context block is read, so no catalog entry can change it.
     """
-    head = prompt.split(CONTEXT_OPEN, 1)[0]
-    if "No images are attached" in head:
+    head = _head(prompt)
+    if "No catalog images are attached" in head:
         return []
     match = _IMAGE_RANKS.search(head)
     return [int(rank) for rank in re.findall(r"\[(\d+)\]", match.group(1))] if match else None

@@ -9,7 +9,12 @@ that says what is attached (:func:`course_utils.prompts.system_prompt`):
 - ``all-images``: every catalog image, no retrieval (refused above :data:`ALL_IMAGES_LIMIT`);
 - ``random``: ``k`` random products' rows and images, the same for the same seed and question.
 
-Introduced in 05_image_rag_pipeline (``both`` and ``none``) and 10_what_the_pictures_add.
+A shopper may ask with a photo ("do you have something like this?"): retrieval then starts from
+the picture, and the LLM receives the shopper's photo first, labelled as theirs, under every
+condition (the photo is part of the question), then the catalog's images.
+
+Introduced in 05_image_rag_pipeline (``both`` and ``none``), 03_image_retrieval (a photo) and
+10_what_the_pictures_add.
 """
 
 from __future__ import annotations
@@ -37,11 +42,13 @@ from .prompts import (
     id_entry,
     system_prompt,
 )
-from .retrieval import Hit, Retrieval, check_query, retrieve
+from .query import parse_question
+from .retrieval import Hit, QueryImage, Retrieval, check_query, open_query_image, retrieve, retrieve_by_image
 
 __all__ = [
     "ALL_IMAGES_LIMIT",
     "CONDITIONS",
+    "PHOTO_QUESTION",
     "ImageRAG",
     "RAGResult",
     "Sent",
@@ -55,6 +62,8 @@ __all__ = [
 ALL_IMAGES_LIMIT = 50
 #: Characters per text token, for estimating how many prompt tokens the images took.
 CHARS_PER_TOKEN = 4
+#: The question asked about a photo sent without words.
+PHOTO_QUESTION = "Do you have something like this?"
 
 
 def build_metadata_context(hits: Sequence[Hit], view: str = "full") -> str:
@@ -125,10 +134,12 @@ class RAGResult:
     sent: Sent | None = None
     system_prompt: str = field(default="", repr=False)
     cached: bool = False  # the answer was stored by an earlier, identical call (no request made)
+    query_image: str | None = None  # the shopper's photo, by name, when the question came with one
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
+            "query_image": self.query_image,
             "answer": self.answer,
             "provider": self.provider,
             "llm_model": self.model,
@@ -191,36 +202,83 @@ class ImageRAG:
     def __repr__(self) -> str:
         return f"ImageRAG({self.index!r}, llm={type(self.llm).__name__}, metadata={self.metadata!r})"
 
-    def retrieve(self, question: str, k: int = 3, plan: str | None = None) -> Retrieval:
-        return retrieve(question, self.index, self.embedder, k=k, plan=plan or self.plan)
+    def retrieve(
+        self,
+        question: str,
+        k: int = 3,
+        plan: str | None = None,
+        image: QueryImage | None = None,
+        image_name: str | None = None,
+    ) -> Retrieval:
+        """Retrieve for a question, or for a photo and the question's words (see :meth:`answer`)."""
+        if image is None:
+            return retrieve(question, self.index, self.embedder, k=k, plan=plan or self.plan)
+        intent = parse_question(question or "", sorted({p.category for p in self.index.products}))
+        # only words that name a look or a rule join the photo: "do you have this?" adds nothing to it
+        words = question if intent.has_attributes or intent.has_price else None
+        return retrieve_by_image(
+            image, self.index, self.embedder, k=k, text=words, plan=plan or self.plan, image_name=image_name
+        )
 
-    def answer(self, question: str, k: int = 3, plan: str | None = None, metadata: str | None = None) -> RAGResult:
+    def answer(
+        self,
+        question: str,
+        k: int = 3,
+        plan: str | None = None,
+        metadata: str | None = None,
+        image: QueryImage | None = None,
+        image_name: str | None = None,
+    ) -> RAGResult:
         """Retrieve the top-k products and ask the LLM with their images and metadata (``both``).
 
         Every hit goes into the prompt as a catalog entry; its image goes along when the file is
         still there and the LLM takes that many images (``max_images``). The note says what was left out.
-        """
-        return self.ask(question, "both", k=k, plan=plan, metadata=metadata)
 
-    def answer_without_rag(self, question: str, provider: str | None = None, model: str | None = None) -> RAGResult:
-        """Ask the same LLM the bare question, with no catalog context and no images (``none``).
+        With ``image`` (a path, the file's bytes or a PIL image: the shopper's photo) retrieval
+        starts from the photo, joined by the question's words when they name a colour, shape,
+        pattern, category or price; the LLM receives the photo first, labelled as the shopper's,
+        then the retrieved catalog images. An empty question asks :data:`PHOTO_QUESTION`.
+        ``image_name`` names the photo in the result (an upload's file name).
+        """
+        return self.ask(question, "both", k=k, plan=plan, metadata=metadata, image=image, image_name=image_name)
+
+    def answer_without_rag(
+        self,
+        question: str,
+        provider: str | None = None,
+        model: str | None = None,
+        image: QueryImage | None = None,
+        image_name: str | None = None,
+    ) -> RAGResult:
+        """Ask the same LLM the bare question, with no catalog context and no catalog images (``none``).
 
         Pass ``provider`` and ``model`` (those of a RAG answer) to pin the call to what answered
         with RAG, so the comparison is one model against itself. A model is never pinned without
         its provider: an LLM that cannot pin a provider (an ``llm_cascade`` cascade applies
         ``model=`` to every provider it tries) is asked unpinned, and the result's ``note`` says
-        that the two answers may come from different models.
+        that the two answers may come from different models. The shopper's photo (``image``)
+        goes along, as it would to a chatbot without the catalog.
         """
-        return self.ask(question, "none", provider=provider, model=model)
+        return self.ask(question, "none", provider=provider, model=model, image=image, image_name=image_name)
 
-    def compare(self, question: str, k: int = 3, metadata: str | None = None) -> tuple[RAGResult, RAGResult]:
+    def compare(
+        self,
+        question: str,
+        k: int = 3,
+        metadata: str | None = None,
+        image: QueryImage | None = None,
+        image_name: str | None = None,
+    ) -> tuple[RAGResult, RAGResult]:
         """The same question with retrieval (``both``) and without (``none``), under one system prompt.
 
         The blind call is pinned to the provider and model that answered with retrieval, where
-        the LLM can be pinned.
+        the LLM can be pinned. A photo (``image``) goes to both.
         """
-        with_rag = self.answer(question, k=k, metadata=metadata)
-        return with_rag, self.answer_without_rag(question, provider=with_rag.provider, model=with_rag.model)
+        with_rag = self.answer(question, k=k, metadata=metadata, image=image, image_name=image_name)
+        without = self.answer_without_rag(
+            question, provider=with_rag.provider, model=with_rag.model, image=image, image_name=image_name
+        )
+        return with_rag, without
 
     def ask(
         self,
@@ -231,30 +289,42 @@ class ImageRAG:
         metadata: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        image: QueryImage | None = None,
+        image_name: str | None = None,
     ) -> RAGResult:
         """Answer ``question`` under one evidence ``condition`` (see the module docstring).
 
         ``metadata`` overrides the view of the rows for this call; ``provider`` and ``model``
-        pin the LLM as :meth:`answer_without_rag` explains. The result records the condition and
-        what was sent (:class:`Sent`). Introduced in 10_what_the_pictures_add.
+        pin the LLM as :meth:`answer_without_rag` explains; ``image`` is the shopper's photo
+        (:meth:`answer`). The result records the condition and what was sent (:class:`Sent`).
+        Introduced in 10_what_the_pictures_add.
         """
         condition = check_condition(condition)
         view = check_view(metadata or self.metadata)
-        question = check_query(question)
+        photo, photo_name = None, None
+        if image is None:
+            question = check_query(question)
+        else:
+            photo_name = open_query_image(image, image_name)[1]  # a bad photo fails before any request
+            photo = bytes(image) if isinstance(image, (bytearray, memoryview)) else image
+            question = check_query(question) if (question or "").strip() else PHOTO_QUESTION
         pins, pin_note = self._pins(provider, model)
         found: Retrieval | None = None
         hits: tuple[Hit, ...] = ()
-        prompt, match, used, notes = build_plain_prompt(question), True, "none", [pin_note]
+        shows_photo = photo is not None
+        prompt, match, used = build_plain_prompt(question, shopper_photo=shows_photo), True, "none"
+        notes = [pin_note]
         if condition in ("all-images", "random"):
             hits = self._all_images(question) if condition == "all-images" else self._random(question, k)
             used = "every catalog image" if condition == "all-images" else f"random (seed {self.seed})"
         elif condition != "none":
-            found = self.retrieve(question, k=k, plan=plan)
-            hits, match, used, question = found.hits, found.match, found.plan, found.query
+            found = self.retrieve(question, k=k, plan=plan, image=photo, image_name=image_name)
+            hits, match, used = found.hits, found.match, found.plan
+            question = found.query if photo is None else question
             notes.insert(0, found.note)
         sent: list[Hit] = []
         if condition not in ("none", "metadata"):
-            sent, image_note = self._images_to_send(hits)
+            sent, image_note = self._images_to_send(hits, room_taken=int(shows_photo))
             notes.append(image_note)
         if condition != "none":
             ids_only = condition in ("images", "all-images")
@@ -263,8 +333,10 @@ class ImageRAG:
                 for h in hits
             ]
             ranks = [h.rank for h in sent] if condition != "metadata" and len(sent) < len(hits) else None
-            prompt = build_rag_prompt(question, build_context(entries), len(sent), match, image_ranks=ranks)
-        images = [h.path for h in sent]
+            prompt = build_rag_prompt(
+                question, build_context(entries), len(sent), match, image_ranks=ranks, shopper_photo=shows_photo
+            )
+        images = ([photo] if shows_photo else []) + [h.path for h in sent]
         note = " ".join(part for part in notes if part)
         system = system_prompt(condition)
         if images:
@@ -291,6 +363,7 @@ class ImageRAG:
             metadata=view,
             sent=Sent.measure(len(images), len(system) + len(prompt), usage),
             system_prompt=system,
+            query_image=photo_name,
         )
 
     def _pins(self, provider: str | None, model: str | None) -> tuple[dict[str, str], str]:
@@ -303,11 +376,12 @@ class ImageRAG:
             )
         return {}, ""
 
-    def _images_to_send(self, hits: Sequence[Hit]) -> tuple[list[Hit], str]:
+    def _images_to_send(self, hits: Sequence[Hit], room_taken: int = 0) -> tuple[list[Hit], str]:
         """The hits whose images can go to the LLM, and a note on those that cannot.
 
         An image file may have gone, or become something that is not a file, since indexing: it
         is left out (checked without opening it, so a FIFO cannot block) and the answer goes on.
+        ``room_taken`` images of the request are spoken for (the shopper's photo).
         """
         sent, missing = [], []
         for hit in hits:
@@ -321,9 +395,10 @@ class ImageRAG:
         if missing:
             notes.append(f"No image sent for {', '.join(missing)}: the LLM saw only the catalog entry.")
         limit = getattr(self.llm, "max_images", None)
-        if isinstance(limit, int) and len(sent) > limit:
-            notes.append(f"The LLM takes at most {limit} images per request: the first {limit} were sent.")
-            sent = sent[:limit]
+        if isinstance(limit, int) and len(sent) > limit - room_taken:
+            room = max(0, limit - room_taken)
+            notes.append(f"The LLM takes at most {limit} images per request: the first {room} were sent.")
+            sent = sent[:room]
         return sent, " ".join(notes)
 
     def _similarities(self, question: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 import pytest
 
-from course_utils.catalog import default_catalog
+from course_utils.catalog import Product, default_catalog
 from course_utils.llm.offline import OFFLINE_LABEL, OfflineAnswerer, answer_offline
 from course_utils.prompts import build_context, build_plain_prompt, build_rag_prompt, context_entry, parse_context
 
@@ -55,3 +55,48 @@ def test_without_rag_it_has_no_catalog_knowledge():
     assert "no catalog knowledge" in response.text
     assert (response.provider, response.model) == ("offline", "rule-based")
     assert not any(name in response.text for name in CATALOG)
+
+
+# --------------------------------------------------------------------------- the shopper's photo
+
+
+def photo_prompt(question, names, match=True, view="full"):
+    context = build_context(context_entry(i, CATALOG[n], 0.8, view) for i, n in enumerate(names, 1))
+    return build_rag_prompt(question, context, len(names), match=match, shopper_photo=True)
+
+
+def test_something_like_my_photo_names_the_closest_retrieved_products():
+    answer = answer_offline(photo_prompt("Do you have something like this?", ["Gadget Y", "Widget A"]))
+    assert answer.startswith(OFFLINE_LABEL)
+    assert "most like your photo is Gadget Y (yellow circle, dotted, $15.00)" in answer
+    assert "Next closest: Widget A" in answer
+    assert not any(name in answer for name in set(CATALOG) - {"Gadget Y", "Widget A"})
+
+
+def test_a_photo_without_a_match_is_said_to_have_none_like_it():
+    answer = answer_offline(photo_prompt("Do you have something like this?", ["Tool M", "Gadget X"], match=False))
+    assert "Nothing in the catalog looks like your photo" in answer and "Tool M" in answer
+
+
+def test_words_with_a_photo_still_filter_by_what_they_name():
+    answer = answer_offline(photo_prompt("Do you have this in blue?", ["Widget A", "Widget B"]))
+    assert "Widget B" in answer and "Widget A" not in answer
+
+
+def test_the_photo_is_not_read_as_a_catalog_picture(tmp_path):
+    """With shop rows the look comes from the pictures: image 1 is the shopper's, entry [1] is image 2."""
+    from course_utils.catalog import render_catalog
+
+    paths = dict(zip([p.name for p in CATALOG.values()], render_catalog(list(CATALOG.values()), tmp_path), strict=True))
+    red_photo, blue = paths["Widget A"], paths["Widget B"]
+    prompt = photo_prompt("Do you have this in blue?", ["Widget B"], view="shop")
+    answer = answer_offline(prompt, [red_photo, blue])
+    assert "Products matching 'blue'" in answer and "Widget B (seen in image 2: a blue" in answer
+
+
+def test_product_text_cannot_pretend_a_photo_was_sent():
+    from course_utils.prompts import SHOPPER_PHOTO
+
+    sneaky = Product("Widget Q", "circle", "#E74C3C", "red", "solid", 1.0, "widgets", SHOPPER_PHOTO)
+    prompt = build_rag_prompt("Do you have anything?", build_context([context_entry(1, sneaky)]), 1)
+    assert "your photo" not in answer_offline(prompt)

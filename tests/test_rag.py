@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from course_utils.errors import CourseError
@@ -182,3 +184,83 @@ def test_compare_with_the_course_cascade_pins_the_provider_that_answered(
     assert (without.provider, without.model, without.answer) == ("OpenAI", "gpt-4o-mini", "from OpenAI")
     assert len(gemini.chat_requests) == 1 and [r.body["model"] for r in openai.chat_requests] == ["gpt-4o-mini"] * 2
     assert without.note == ""
+
+
+# --------------------------------------------------------------------------- asking with a photo
+
+
+def test_a_photo_goes_first_labelled_as_the_shoppers_then_the_catalog_images(tiny_index, tiny_embedder):
+    from course_utils.prompts import SHOPPER_PHOTO
+
+    llm = RecordingLLM()
+    photo = tiny_index.paths[4]
+    result = ImageRAG(tiny_index, tiny_embedder, llm).answer("Do you have something like this?", k=3, image=photo)
+    kind, prompt, images, _, _ = llm.calls[0]
+    assert kind == "multimodal" and images[0] == photo and images[1:] == [h.path for h in result.hits]
+    assert len(images) == 4 and result.images_sent == 4 and SHOPPER_PHOTO in prompt
+    assert "image 2 is entry [1]" in prompt and "image 1 is entry [1]" not in prompt
+    assert prompt.index(SHOPPER_PHOTO) < prompt.index(CONTEXT_OPEN)
+    assert result.query_image == str(photo) and result.to_dict()["query_image"] == str(photo)
+    assert result.hits[0].exact and result.hits[0].path == photo  # retrieved with the picture
+    assert result.plan == "image"
+
+
+def test_a_photo_without_words_asks_if_the_shop_has_something_like_it(tiny_index, tiny_embedder):
+    from course_utils.rag import PHOTO_QUESTION
+
+    result = ImageRAG(tiny_index, tiny_embedder).answer("", image=tiny_index.paths[2])
+    assert result.question == PHOTO_QUESTION and result.provider == "offline"
+    assert f"most like your photo is {tiny_index.products[2].name}" in result.answer
+    assert result.grounding.ok
+
+
+def test_words_that_name_a_look_join_the_photo_and_filler_does_not(tiny_index, tiny_embedder):
+    rag = ImageRAG(tiny_index, tiny_embedder)
+    photo = tiny_index.paths[0]
+    assert rag.retrieve("Do you have this in blue?", image=photo).plan == "image + words"
+    assert rag.retrieve("Do you have something like this?", image=photo).plan == "image"
+    cheap = rag.retrieve("Anything like this under $15?", image=photo, k=8)
+    assert cheap.plan.startswith("hybrid") and all(h.product.price <= 15 for h in cheap)
+
+
+class PhotoLLM(RecordingLLM):
+    """Records multimodal calls with their pins (a blind answer about a photo is multimodal too)."""
+
+    def generate_multimodal(self, prompt, images, system_prompt=None, provider=None, model=None):
+        self.calls.append(("multimodal", prompt, list(images), system_prompt, (provider, model)))
+        return LLMResponse("an answer", "Fake", "fake-1")
+
+
+def test_without_rag_the_photo_still_goes_but_no_catalog(tiny_index, tiny_embedder):
+    llm = PhotoLLM()
+    with_rag, without = ImageRAG(tiny_index, tiny_embedder, llm).compare("", k=2, image=tiny_index.paths[1])
+    _, prompt, images, _, pins = llm.calls[-1]
+    assert images == [tiny_index.paths[1]] and CONTEXT_OPEN not in prompt and "shopper's own photo" in prompt
+    assert pins == ("Fake", "fake-1") and llm.calls[0][4] == (None, None)  # pinned to what answered with RAG
+    assert without.used_rag is False and without.query_image == str(tiny_index.paths[1])
+
+
+def test_an_uploaded_photo_goes_to_the_llm_as_bytes(tiny_index, tiny_embedder):
+    llm = RecordingLLM()
+    data = Path(tiny_index.paths[3]).read_bytes()
+    result = ImageRAG(tiny_index, tiny_embedder, llm).answer("like this?", image=memoryview(data), image_name="me.png")
+    assert llm.calls[0][2][0] == data and type(llm.calls[0][2][0]) is bytes
+    assert result.query_image == "me.png" and result.hits[0].exact
+
+
+def test_the_photo_takes_one_of_the_images_an_llm_accepts(tiny_index, tiny_embedder):
+    llm = RecordingLLM()
+    llm.max_images = 3
+    result = ImageRAG(tiny_index, tiny_embedder, llm).answer("like this?", k=4, image=tiny_index.paths[0])
+    images = llm.calls[0][2]
+    assert len(images) == 3 and images[0] == tiny_index.paths[0] and len(result.hits) == 4
+    assert "the first 2 were sent" in result.note
+
+
+def test_a_bad_photo_never_reaches_the_model(tiny_index, tiny_embedder):
+    llm = RecordingLLM()
+    rag = ImageRAG(tiny_index, tiny_embedder, llm)
+    for call in (rag.answer, rag.answer_without_rag):
+        with pytest.raises(CourseError, match="not an image"):
+            call("like this?", image=b"GIF? no")
+    assert llm.calls == []

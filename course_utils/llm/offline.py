@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import CourseError
-from ..prompts import image_ranks_of, parse_context, question_of
+from ..prompts import image_ranks_of, parse_context, question_of, says_no_match, sent_a_photo
 from ..query import QueryIntent, parse_question
 from .base import LLMResponse
 from .seeing import AttributeReader, default_reader
@@ -45,10 +45,14 @@ def answer_offline(prompt: str, images: Sequence[Any] = (), reader: AttributeRea
     from the entries alone. Where they do not, image *i* (entry [*i*]) is read with ``reader``
     (default: the bundled mini-CLIP; the prompt may say which entries the images show), and what it
     saw is quoted. A condition it cannot check
-    (a price no entry gives, a look with no picture) is named as such. It never names a product
-    that is not in the prompt.
+    (a price no entry gives, a look with no picture) is named as such. Asked about the shopper's
+    photo (sent first) with no colour, shape, pattern or price words ("do you have something like
+    this?"), it names the retrieved products as the closest to the photo, or says that none looks
+    like it when retrieval found no match. It never names a product that is not in the prompt.
     """
     entries = parse_context(prompt)
+    photo = sent_a_photo(prompt)
+    images = list(images)[1:] if photo else list(images)  # the shopper's photo is no catalog product
     if entries is None:
         return (
             f"{OFFLINE_LABEL} I have no catalog knowledge: without retrieved products I cannot say "
@@ -58,9 +62,22 @@ def answer_offline(prompt: str, images: Sequence[Any] = (), reader: AttributeRea
         return f"{OFFLINE_LABEL} No products were retrieved, so I cannot answer from the catalog."
     categories = sorted({str(e.get("category", "")) for e in entries if e.get("category")})
     intent = parse_question(question_of(prompt), categories)
+    if photo and not (intent.has_attributes or intent.has_price):
+        return _about_the_photo(entries, says_no_match(prompt))
     if all(_LOOK <= e["fields"] for e in entries):
         return _answer_from_entries(entries, intent)
-    return _answer_with_gaps(entries, intent, list(images), image_ranks_of(prompt), reader)
+    return _answer_with_gaps(entries, intent, images, image_ranks_of(prompt), reader, first_image=1 + photo)
+
+
+def _about_the_photo(entries: list[dict], no_match: bool) -> str:
+    """ "Do you have something like this?": the retrieved products are the catalog's closest to the photo."""
+    if no_match:
+        return (
+            f"{OFFLINE_LABEL} Nothing in the catalog looks like your photo. The closest retrieved products "
+            f"are: {'; '.join(_describe_any(e) for e in entries)}."
+        )
+    others = f" Next closest: {'; '.join(_describe_any(e) for e in entries[1:])}." if len(entries) > 1 else ""
+    return f"{OFFLINE_LABEL} The product most like your photo is {_describe_any(entries[0])}.{others}"
 
 
 def _answer_from_entries(entries: list[dict], intent: QueryIntent) -> str:
@@ -134,8 +151,12 @@ def _answer_with_gaps(
     images: list[Any],
     image_ranks: list[int] | None,
     reader: AttributeReader | None,
+    first_image: int = 1,
 ) -> str:
-    """Some entries do not state the look: read it from their pictures, and say what stays unknown."""
+    """Some entries do not state the look: read it from their pictures, and say what stays unknown.
+
+    ``first_image`` is the number the prompt gives the first catalog image (2 after the shopper's photo).
+    """
     entries = [dict(e) for e in entries]
     # image j shows entry ranks[j] where the prompt says so, else entry j + 1
     ranks = image_ranks if image_ranks is not None else [e["rank"] for e in entries[: len(images)]]
@@ -145,7 +166,9 @@ def _answer_with_gaps(
     if pictured:
         reader = reader or default_reader()
         for (j, entry), seen in zip(pictured, reader.read([images[j] for j, _ in pictured]), strict=True):
-            entry.update(color_name=seen.color, shape=seen.shape, pattern=seen.pattern, seen=seen, image=j + 1)
+            entry.update(
+                color_name=seen.color, shape=seen.shape, pattern=seen.pattern, seen=seen, image=j + first_image
+            )
         preface = (
             f" I read colour, shape and pattern from the {len(pictured)} picture(s) with CLIP ({reader.model_id}); "
             "I cannot read the name or price printed on them."
