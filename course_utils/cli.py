@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_args(p)
 
     p = sub.add_parser("ask", help="answer a question from the retrieved images (Image RAG)")
-    p.add_argument("question")
+    p.add_argument("question", nargs="?", help="what the shopper asks; with --image it may be left out")
+    p.add_argument(
+        "--image", metavar="PATH", help="the shopper's photo: retrieve with it, and send it to the LLM first"
+    )
     p.add_argument("--no-rag", action="store_true", help="ask the LLM without any catalog context (--context none)")
     p.add_argument("--context", choices=CONDITIONS, default="both", help=CONTEXT_HELP)
     p.add_argument("--metadata", choices=METADATA_VIEWS, default="full", help=METADATA_HELP)
@@ -412,23 +415,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
     context = "none" if args.no_rag else args.context
     if args.no_rag and args.context not in ("none", "both"):
         raise CourseError(f"--no-rag is --context none; it cannot be combined with --context {args.context}.")
+    if args.question is None and args.image is None:
+        raise CourseError(
+            "Give a question, --image PATH, or both (e.g. ask 'Do you have this in blue?' --image shoe.jpg)."
+        )
+    _check_image(args.image)
     index, embedder = _load_index(args)
     # every catalog image travels in one request only under all-images; otherwise the usual limit
     llm = get_cascade(verbose=False, **({"max_images": ALL_IMAGES_LIMIT} if context == "all-images" else {}))
     rag = ImageRAG(index, embedder, llm, plan=args.plan, metadata=args.metadata, seed=args.seed)
-    result = rag.ask(args.question, context, k=args.k)
+    result = rag.ask(args.question or "", context, k=args.k, image=args.image)
     for attempt in result.attempts:
         if getattr(attempt, "outcome", None) == "failed":  # one line each, on stderr: --json keeps stdout one object
             print(f"{attempt.provider} did not answer: {_shown(attempt.reason)}", file=sys.stderr)
     if args.json:
         print(_json({"query": result.question, "model": index.model_id, **result.to_dict()}))
         return 0
+    photo = f"   photo {_shown(result.query_image)}" if result.query_image else ""
     if result.used_rag:
-        print(f"Question: {_shown(result.question)}   (model {_shown(index.model_id)}, plan {result.plan})")
+        print(f"Question: {_shown(result.question)}{photo}   (model {_shown(index.model_id)}, plan {result.plan})")
         if result.note:
             print(f"Note: {_shown(result.note)}")
         print(_hits_table(result.hits))
         print()
+    elif photo:
+        print(f"Question: {_shown(result.question)}{photo}")
     cached = ", cached" if result.cached else ""
     print(f"Answer ({_shown(result.provider)}, {_shown(result.model)}{'' if result.used_rag else ', no RAG'}{cached}):")
     print(_shown(result.answer, keep="\n"))  # an answer comes from a server: no escape codes reach the terminal

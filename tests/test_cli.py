@@ -197,6 +197,22 @@ def test_search_by_image_and_words_with_a_weight(cli_env, capsys):
     assert code == 0 and "image" in out and "rank" in out
 
 
+def test_ask_with_an_image_json_and_text(cli_env, capsys):
+    picture = _catalog_png(cli_env, capsys)
+    code, out, err = run(capsys, "ask", "Do you have something like this?", "--image", str(picture), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["query_image"] == str(picture) and data["used_rag"] is True and data["images_sent"] == 4
+    assert data["results"][0]["exact"] is True and "most like your photo is Gadget Y" in data["answer"]
+    assert data["grounding"]["ok"]
+    code, out, _ = run(capsys, "ask", "--image", str(picture), "--no-rag", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["results"] == [] and data["query_image"] == str(picture)
+    assert data["question"] == "Do you have something like this?" and data["images_sent"] == 1
+    code, out, _ = run(capsys, "ask", "Do you have this in red?", "--image", str(picture))
+    assert code == 0 and f"photo {picture}" in out and "plan image + words" in out and "Answer (offline" in out
+
+
 def test_text_search_json_names_no_query_image(cli_env, capsys):
     code, out, _ = run(capsys, "search", "red circle", "--json")
     assert code == 0 and json.loads(out)["query_image"] is None
@@ -209,6 +225,9 @@ def test_text_search_json_names_no_query_image(cli_env, capsys):
         (["search", "--image", "NOTES"], "not an image"),
         (["search", "--image", "EMPTY"], "empty file"),
         (["search", "--image", "."], "cannot be used: is a directory"),
+        (["ask", "like this?", "--image", "no-such.jpg"], "file not found"),
+        (["ask", "like this?", "--image", "NOTES", "--no-rag"], "not an image"),
+        (["ask"], "Give a question, --image PATH, or both"),
         (["search"], "Give a query, --image PATH, or both"),
         (["search", "red", "--weight", "0.5"], "give --image too"),
         (["search", "--image", "PICTURE", "blue", "--weight", "2"], "between 0 and 1"),

@@ -146,3 +146,15 @@ def test_a_picture_plus_another_colour_finds_that_colour_in_the_same_shape(defau
         found = retrieve_by_image(index.paths[case["product"]], index, mini, k=1, text=case["color"])
         assert index.products.index(found[0].product) in case["targets"], case
         assert found.match and not found[0].weak
+
+
+def test_asking_about_a_photo_of_a_catalog_product_and_of_an_apple(default_rag):
+    import course_utils
+
+    samples = Path(course_utils.__file__).parent / "samples" / "photos"
+    same = default_rag.answer("Do you have something like this?", image=default_rag.index.paths[4])
+    assert same.match and same.hits[0].exact and "most like your photo is Tool M" in same.answer
+    assert same.grounding.ok
+    apple = default_rag.answer("Do you have something like this?", image=samples / "red_apple.jpg")
+    assert not apple.match and "Nothing in the catalog looks like your photo" in apple.answer
+    assert apple.grounding.ok
