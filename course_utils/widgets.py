@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import io
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -23,7 +24,7 @@ from .images import ImageLike, open_image
 from .index import VectorIndex
 from .llm import can_pin_provider
 from .prompts import CONDITIONS, METADATA_VIEWS
-from .retrieval import check_query, retrieve
+from .retrieval import TEXT_WEIGHT, QueryImage, check_query, open_query_image, retrieve, retrieve_by_image
 from .viz import CONDITION_COLORS, STRONG_COLOR, WEAK_COLOR, similarity_bars
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "generation_panel",
     "GenerationPanel",
     "Panel",
+    "PhotoQuery",
     "plan_comparison_panel",
     "PlanComparisonPanel",
     "png_bytes",
@@ -49,6 +51,7 @@ __all__ = [
     "RetrievalExplorer",
     "similarity_explorer",
     "SimilarityExplorer",
+    "uploaded_files",
 ]
 
 THUMBNAIL = 180  # pixels: result cards stay small enough for a row of five
@@ -137,16 +140,114 @@ def _query_text(box: widgets.Text) -> str | None:
         return None
 
 
-def _result_card(hit) -> widgets.VBox:
-    """One retrieved image with its rank, name and similarity; weak hits get a red frame."""
+def _result_card(hit, on_use: Callable[[str], Any] | None = None) -> widgets.VBox:
+    """One retrieved image with its rank, name and similarity; weak hits get a red frame.
+
+    With ``on_use``, a "Use as query" button under the card calls ``on_use(hit.path)``: a
+    learner can walk the catalog from picture to picture.
+    """
     color = WEAK_COLOR if hit.weak else STRONG_COLOR
     weak = f" <span style='color:{WEAK_COLOR}'>(weak)</span>" if hit.weak else ""
-    caption = f"<b>#{hit.rank} {html.escape(hit.product.name)}</b><br>similarity {hit.similarity:.3f}{weak}"
+    exact = " <i>(your picture itself)</i>" if getattr(hit, "exact", False) else ""
+    caption = f"<b>#{hit.rank} {html.escape(hit.product.name)}</b><br>similarity {hit.similarity:.3f}{weak}{exact}"
     image = widgets.Image(value=png_bytes(hit.path, THUMBNAIL), format="png", width=THUMBNAIL)
+    children: list[widgets.Widget] = [image, widgets.HTML(value=caption)]
+    if on_use is not None:
+        use = widgets.Button(
+            description="Use as query", tooltip="search with this picture", layout=_layout(width="auto")
+        )
+        use.on_click(lambda _button, path=hit.path: on_use(path))
+        children.append(use)
     return widgets.VBox(
-        [image, widgets.HTML(value=caption)],
+        children,
         layout=_layout(border=f"2px solid {color}", padding="4px", margin="4px", align_items="center"),
     )
+
+
+# --------------------------------------------------------------------------- a photo as the query
+
+
+def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
+    """The files in a ``FileUpload``'s value as ``(name, bytes)`` pairs, whichever ipywidgets made it.
+
+    ipywidgets 8 gives a tuple of dicts with ``"name"`` and ``"content"`` (a memoryview);
+    ipywidgets 7.7 (Colab's) gives a dict from file name to ``{"metadata": ..., "content": bytes}``.
+    Introduced in 03_image_retrieval.
+    """
+    if not value:
+        return []
+    if isinstance(value, Mapping):  # ipywidgets 7
+        return [(str(name), bytes(item["content"])) for name, item in value.items()]
+    return [(str(item["name"]), bytes(item["content"])) for item in value]
+
+
+class PhotoQuery:
+    """An upload button, the query photo on show (with its name) and a button that drops it.
+
+    ``.image`` is the photo (bytes, a path or a PIL image) or None; ``.box`` shows it and stays
+    hidden without one. ``on_pick(image, name)`` is called for every uploaded file.
+    Introduced in 03_image_retrieval.
+    """
+
+    def __init__(self, on_pick: Callable[[QueryImage, str], Any], extra: Sequence[widgets.Widget] = ()) -> None:
+        self.on_pick = on_pick
+        self.image: QueryImage | None = None
+        self.name: str | None = None
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Photo")
+        self.preview = widgets.Image(value=b"", format="png", width=THUMBNAIL // 2)
+        self.caption = widgets.HTML(value="")
+        self.clear_button = widgets.Button(description="Clear photo", layout=_layout(width="auto"))
+        self.clear_button.on_click(lambda _button: self.clear())
+        self.box = widgets.HBox(
+            [self.preview, widgets.VBox([self.caption, *extra, self.clear_button])],
+            layout=_layout(display="none", align_items="center"),
+        )
+        self.box.add_class("course-query-image")  # a stable CSS hook for the browser tests
+        self.upload.observe(self._on_upload, names="value")
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        files = uploaded_files(change["new"])
+        if not files:
+            return
+        # empty the control (a dict in ipywidgets 7, a tuple in 8), so that choosing the same
+        # file again is a change that reaches us
+        self.upload.set_trait("value", type(self.upload.value)())
+        name, data = files[-1]
+        self.on_pick(data, name)
+
+    def set(self, image: QueryImage, name: str | None = None) -> None:
+        """Show ``image`` as the query; a file that is not a usable picture is a CourseError saying why."""
+        picture, label = open_query_image(image, name)
+        self.preview.value = png_bytes(picture, THUMBNAIL)
+        self.image, self.name = image, name
+        self.caption.value = f"<b>Query picture</b><br><small>{html.escape(Path(label).name)}</small>"
+        self.box.layout.display = None
+
+    def clear(self) -> None:
+        self.image, self.name = None, None
+        self.preview.value, self.caption.value = b"", ""
+        self.box.layout.display = "none"
+
+
+class PhotoPanel(Panel):
+    """A panel that also takes a photo as the query: an upload, and "Use as query" on its result cards."""
+
+    def _make_photo(self, extra: Sequence[widgets.Widget] = ()) -> PhotoQuery:
+        self.photo = PhotoQuery(self.use_image, extra)
+        return self.photo
+
+    def use_image(self, image: QueryImage, name: str | None = None) -> Any:
+        """Make ``image`` (a path, bytes or PIL image) the query photo and run: what an upload and a card's button do."""
+        self.message.value = ""
+        try:
+            self.photo.set(image, name)
+        except CourseError as exc:
+            self.message.value = _warning(str(exc))
+            return None
+        return self.run()
+
+    def _card(self, hit) -> widgets.VBox:
+        return _result_card(hit, on_use=self.use_image)
 
 
 # --------------------------------------------------------------------------- 01: product designer
@@ -247,8 +348,8 @@ def similarity_explorer(embedder: Any, index: VectorIndex) -> SimilarityExplorer
 # --------------------------------------------------------------------------- 03: retrieval explorer
 
 
-class RetrievalExplorer(Panel):
-    """Query + k slider → the top-k images with scores."""
+class RetrievalExplorer(PhotoPanel):
+    """Query (words, a photo, or both) + k slider → the top-k images with scores."""
 
     def __init__(self, embedder: Any, index: VectorIndex, k: int = 3, plan: str = "none") -> None:
         super().__init__()
@@ -259,29 +360,63 @@ class RetrievalExplorer(Panel):
         self.k = widgets.IntSlider(value=max(1, min(k, len(index))), min=1, max=len(index), description="k")
         self.button = widgets.Button(description="Search", button_style="primary")
         self.results = widgets.HBox(layout=_layout(flex_flow="row wrap"))
+        # how much the words count next to a photo: 0 the photo alone, 1 the words alone
+        self.weight = widgets.FloatSlider(
+            value=TEXT_WEIGHT,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="words weight",
+            style={"description_width": "90px"},
+        )
+        self._make_photo(extra=[self.weight])
         self._connect(self.button)
-        # moving k re-runs the last search, so the grid follows the slider
-        self.k.observe(self._on_k, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.query, self.k, self.button]), self.message, self.results])
+        # moving k (or the weight, with a photo and words) re-runs the last search
+        self.k.observe(self._again, names="value")
+        self.weight.observe(lambda change: self._again(change) if self.query.value.strip() else None, names="value")
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.query, self.k, self.button]),
+                widgets.HBox([self.photo.upload, self.photo.box]),
+                self.message,
+                self.results,
+            ]
+        )
         # stable CSS hooks for the browser tests (tests/browser)
         self.widget.add_class("course-retrieval-explorer")
         self.results.add_class("course-results")
 
-    def _on_k(self, _change: Any) -> None:
-        if self.last is not None and self.query.value.strip():
+    def _again(self, _change: Any) -> None:
+        if self.last is not None and (self.query.value.strip() or self.photo.image is not None):
             self.run()
 
     def _run(self):
         query = _query_text(self.query)
-        if query is None:
-            self.message.value = _info("Type what you are looking for first, e.g. 'red circular product'.")
+        if self.photo.image is not None:
+            found = retrieve_by_image(
+                self.photo.image,
+                self.index,
+                self.embedder,
+                k=int(self.k.value),
+                text=query,
+                weight=float(self.weight.value),
+                plan=self.plan,
+                image_name=self.photo.name,
+            )
+        elif query is None:
+            self.message.value = _info(
+                "Type what you are looking for first, e.g. 'red circular product', or upload a photo."
+            )
             return None
-        found = retrieve(query, self.index, self.embedder, k=int(self.k.value), plan=self.plan)
-        self.results.children = [_result_card(hit) for hit in found]
+        else:
+            found = retrieve(query, self.index, self.embedder, k=int(self.k.value), plan=self.plan)
+        self.results.children = [self._card(hit) for hit in found]
         if not found.match:
             self.message.value = _warning(
                 "No image stands out for this query: the catalog may not have it. These are only the closest."
             )
+        elif found.note:
+            self.message.value = _info(found.note)
         self.last = found
         return found
 
@@ -289,6 +424,8 @@ class RetrievalExplorer(Panel):
 def retrieval_explorer(embedder: Any, index: VectorIndex, k: int = 3, plan: str = "none") -> RetrievalExplorer:
     """A query box, a k slider (1..len(index)) and a button; shows the top-k images with scores.
 
+    A photo can be the query too: upload one (``.photo.upload``), or press "Use as query" on a
+    result; words typed with a photo change it ("blue"), weighted by ``.weight``.
     ``.last`` is the :class:`~course_utils.retrieval.Retrieval`. ``plan="none"`` is plain CLIP
     top-k as taught in 03; ``"hybrid"`` adds the price/category rules of 08.
     Introduced in 03_image_retrieval.
@@ -393,8 +530,8 @@ def generation_panel(rag: Any, providers: Sequence[str] | None = None, k: int = 
 # --------------------------------------------------------------------------- 05: ask the catalog
 
 
-class AskPanel(Panel):
-    """Question + k → retrieved images and the answers with and without RAG side by side."""
+class AskPanel(PhotoPanel):
+    """Question (and a photo) + k → retrieved images and the answers with and without RAG side by side."""
 
     def __init__(self, rag: Any, k: int = 3) -> None:
         super().__init__()
@@ -414,10 +551,12 @@ class AskPanel(Panel):
         self.results = widgets.HBox(layout=_layout(flex_flow="row wrap"))
         self.with_rag = widgets.HTML(value="", layout=_layout(width="50%"))
         self.without_rag = widgets.HTML(value="", layout=_layout(width="50%"))
+        self._make_photo()
         self._connect(self.button)
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.query, self.k, self.metadata, self.button]),
+                widgets.HBox([self.photo.upload, self.photo.box]),
                 self.message,
                 self.results,
                 widgets.HBox([self.with_rag, self.without_rag]),
@@ -431,13 +570,22 @@ class AskPanel(Panel):
 
     def _run(self):
         query = _query_text(self.query)
-        if query is None:
-            self.message.value = _info("Type a question first, e.g. 'What is the cheapest red product?'.")
+        photo = self.photo.image
+        if query is None and photo is None:
+            self.message.value = _info(
+                "Type a question first, e.g. 'What is the cheapest red product?', or upload a photo."
+            )
             return None
-        with_rag, without_rag = self.rag.compare(query, k=int(self.k.value), metadata=self.metadata.value)
-        self.results.children = [_result_card(hit) for hit in with_rag.hits]
-        self.with_rag.value = _answer_box(with_rag, f"With RAG (sees {len(with_rag.hits)} catalog images)")
-        self.without_rag.value = _answer_box(without_rag, "Without RAG (no catalog)")
+        with_rag, without_rag = self.rag.compare(
+            query or "", k=int(self.k.value), metadata=self.metadata.value, image=photo, image_name=self.photo.name
+        )
+        self.results.children = [self._card(hit) for hit in with_rag.hits]
+        seen = "your photo and " if photo is not None else ""
+        self.with_rag.value = _answer_box(
+            with_rag, f"With RAG (sees {seen}{with_rag.images_sent - bool(seen)} catalog images)"
+        )
+        blind = "Without RAG (sees your photo, no catalog)" if photo is not None else "Without RAG (no catalog)"
+        self.without_rag.value = _answer_box(without_rag, blind)
         if not with_rag.match:
             self.message.value = _warning("No retrieved image stands out: the catalog may not have what you asked for.")
         self.last = (with_rag, without_rag)
@@ -447,6 +595,8 @@ class AskPanel(Panel):
 def ask_panel(rag: Any, k: int = 3) -> AskPanel:
     """The full "ask the catalog" panel: retrieved images plus answers with and without RAG.
 
+    A photo may come with the question (or stand for it: "Do you have something like this?"):
+    upload one, or press "Use as query" on a retrieved image.
     ``.last`` is ``(with_rag, without_rag)``, two :class:`~course_utils.rag.RAGResult`.
     Introduced in 05_image_rag_pipeline.
     """

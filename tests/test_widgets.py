@@ -318,3 +318,146 @@ def test_ask_panel_can_send_shop_rows(tiny_embedder, tiny_index):
     with_rag, without_rag = panel.run()
     assert with_rag.metadata == "shop" and "color:" not in with_rag.prompt
     assert without_rag.condition == "none"
+
+
+# --------------------------------------------------------------------------- a photo as the query
+
+
+def _png_of(path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _upload_value_v8(name: str, data: bytes):
+    """ipywidgets 8: a tuple of dicts, the content a memoryview."""
+    import datetime as dt
+
+    modified = dt.datetime(2026, 1, 9, 15, 58, 43, tzinfo=dt.timezone.utc)
+    return (
+        {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": modified},
+    )
+
+
+def _upload_value_v7(name: str, data: bytes):
+    """ipywidgets 7.7 (Colab): a dict from file name to metadata and bytes."""
+    metadata = {"name": name, "type": "image/png", "size": len(data), "lastModified": 1700000000000}
+    return {name: {"metadata": metadata, "content": data}}
+
+
+@pytest.mark.parametrize("make", [_upload_value_v8, _upload_value_v7], ids=["ipywidgets8", "ipywidgets7"])
+def test_uploaded_files_reads_both_ipywidgets_formats(make):
+    from course_utils.widgets import uploaded_files
+
+    files = uploaded_files(make("shoe.png", b"\x89PNG-bytes"))
+    assert files == [("shoe.png", b"\x89PNG-bytes")] and isinstance(files[0][1], bytes)
+    assert uploaded_files(()) == [] and uploaded_files({}) == [] and uploaded_files(None) == []
+
+
+def test_uploaded_files_keeps_every_file_in_order():
+    from course_utils.widgets import uploaded_files
+
+    v8 = _upload_value_v8("a.png", b"A") + _upload_value_v8("b.png", b"B")
+    v7 = {**_upload_value_v7("a.png", b"A"), **_upload_value_v7("b.png", b"B")}
+    assert uploaded_files(v8) == uploaded_files(v7) == [("a.png", b"A"), ("b.png", b"B")]
+
+
+@pytest.mark.parametrize("make", [_upload_value_v8, _upload_value_v7], ids=["ipywidgets8", "ipywidgets7"])
+def test_an_upload_searches_with_the_photo_and_shows_it(tiny_embedder, tiny_index, make):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=3)
+    assert panel.photo.box.layout.display == "none"
+    panel.photo._on_upload({"new": make("my photo.png", _png_of(tiny_index.paths[3]))})
+    found = panel.last
+    assert found.query_image == "my photo.png" and found[0].exact and found[0].path == tiny_index.paths[3]
+    assert len(panel.results.children) == 3
+    assert panel.photo.box.layout.display is None and bytes(panel.photo.preview.value).startswith(PNG_MAGIC)
+    assert "my photo.png" in panel.photo.caption.value
+    assert "your picture itself" in panel.results.children[0].children[1].value
+
+
+def test_a_bad_upload_is_a_friendly_message_and_keeps_the_results(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index)
+    panel.query.value = "red"
+    panel.button.click()
+    before = panel.results.children
+    panel.photo._on_upload({"new": _upload_value_v8("notes.txt", b"just text")})
+    assert "notes.txt cannot be used: not an image" in panel.message.value
+    assert panel.results.children == before and panel.photo.image is None
+    assert panel.photo.box.layout.display == "none"
+
+
+def test_use_as_query_walks_the_catalog_by_picture(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=3)
+    panel.query.value = "blue"
+    panel.button.click()
+    second = panel.last[1]
+    buttons = [card.children[-1] for card in panel.results.children]
+    assert all(b.description == "Use as query" for b in buttons)
+    panel.query.value = ""
+    buttons[1].click()
+    assert panel.last.query_image == second.path and panel.last[0].path == second.path and panel.last[0].exact
+    assert panel.photo.image == second.path
+
+
+def test_words_and_the_weight_slider_change_a_photo_search(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=len(tiny_index))
+    panel.use_image(tiny_index.paths[0])
+    assert panel.last.plan == "image"
+    panel.query.value = "green"
+    panel.button.click()
+    assert panel.last.plan == "image + words" and "0.70" in panel.last.note
+    panel.weight.value = 1.0  # moving the slider re-runs: the words alone now
+    scores = tiny_index.similarities(tiny_embedder.embed_texts(["green"])[0])
+    assert [h.path for h in panel.last] == [tiny_index.paths[i] for i in np.argsort(-scores, kind="stable")]
+    panel.photo.clear_button.click()
+    assert panel.photo.image is None and panel.photo.box.layout.display == "none"
+    panel.button.click()
+    assert panel.last.query_image is None
+
+
+def test_the_ask_panel_answers_about_an_uploaded_photo(tiny_embedder, tiny_index):
+    panel = ask_panel(ImageRAG(tiny_index, tiny_embedder), k=2)
+    panel.photo._on_upload({"new": _upload_value_v7("mine.png", _png_of(tiny_index.paths[2]))})
+    with_rag, without_rag = panel.last
+    assert with_rag.query_image == "mine.png" and with_rag.question == "Do you have something like this?"
+    assert "sees your photo and 2 catalog images" in panel.with_rag.value
+    assert f"most like your photo is {tiny_index.products[2].name}" in panel.with_rag.value
+    assert "sees your photo, no catalog" in panel.without_rag.value
+    cards = panel.results.children
+    assert len(cards) == 2 and cards[1].children[-1].description == "Use as query"
+    cards[1].children[-1].click()
+    assert panel.last[0].query_image == with_rag.hits[1].path
+
+
+def test_the_ask_panel_shows_a_bad_upload_as_a_message(tiny_embedder, tiny_index):
+    panel = ask_panel(ImageRAG(tiny_index, tiny_embedder))
+    panel.photo._on_upload({"new": _upload_value_v8("empty.png", b"")})
+    assert "empty.png cannot be used: empty file" in panel.message.value and panel.last is None
+
+
+def _upload_like_the_browser(upload, name: str, data: bytes) -> None:
+    """Send a real ``FileUpload`` the state its front end syncs after a file is chosen, in the installed ipywidgets."""
+    import ipywidgets
+
+    if int(ipywidgets.__version__.split(".")[0]) >= 8:  # the value itself, as JSON plus a binary buffer
+        file = {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data)}
+        upload.set_state({"value": [{**file, "last_modified": 1700000000000}]})
+    else:  # 7.x: metadata and data, then a counter whose change computes value
+        metadata = {"name": name, "type": "image/png", "size": len(data), "lastModified": 1700000000000}
+        upload.set_state({"metadata": [metadata], "data": [memoryview(data)], "_counter": upload._counter + 1})
+
+
+def test_the_real_upload_control_drives_the_panel(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=2)
+    _upload_like_the_browser(panel.photo.upload, "catalog copy.png", _png_of(tiny_index.paths[5]))
+    assert panel.last is not None and panel.last.query_image == "catalog copy.png"
+    assert panel.last[0].exact and panel.last[0].path == tiny_index.paths[5]
+
+
+def test_the_same_file_chosen_again_searches_again(tiny_embedder, tiny_index):
+    panel = retrieval_explorer(tiny_embedder, tiny_index, k=2)
+    data = _png_of(tiny_index.paths[1])
+    _upload_like_the_browser(panel.photo.upload, "again.png", data)
+    first = panel.last
+    panel.photo.clear_button.click()
+    _upload_like_the_browser(panel.photo.upload, "again.png", data)
+    assert panel.last is not first and panel.last.query_image == "again.png" and panel.photo.image is not None
