@@ -119,3 +119,79 @@ def test_retrieval_explorer_follows_the_k_slider_in_the_browser(notebook_page):
     assert _captions(panel)[0].startswith("#1 Widget A"), _captions(panel)
     notebook_page.screenshot(panel, "03_retrieval_explorer.png")
     assert not notebook_page.widget_errors()
+
+
+def _choose_file(page, upload, path) -> None:
+    """Answer the browser's file chooser, as a student picks a file: the upload button opens it
+    (its ``<input type=file>`` is hidden, or not in the page at all)."""
+    with page.expect_file_chooser() as opened:
+        upload.click()
+    opened.value.set_files(str(path))
+
+
+def test_retrieval_explorer_searches_with_an_uploaded_photo_in_the_browser(notebook_page, tmp_path):
+    """The real file chooser: a catalog picture is uploaded, shown as the query and found; a text file is refused."""
+    from playwright.sync_api import expect
+
+    from course_utils.catalog import default_catalog, render_catalog
+
+    picture = render_catalog(default_catalog(), tmp_path / "catalog")[0]  # widget_a.png, the pixels the index holds
+    not_a_picture = tmp_path / "notes.txt"
+    not_a_picture.write_text("a shopping list, not a photo")
+
+    notebook_page.open_notebook("03_image_retrieval.ipynb")
+    notebook_page.run_all()
+    panel = notebook_page.panel("course-retrieval-explorer")
+    query_image = panel.locator(".course-query-image")
+    upload = panel.locator(".widget-upload")
+    expect(upload).to_have_count(1)
+    panel.locator(".widget-text input").first.fill("")  # the picture alone: words would change it
+
+    _mark_stale(panel)
+    _choose_file(notebook_page.page, upload, picture)
+    shown = _wait_for_new_images(panel)
+    _assert_images_load(panel.locator(RESULT_IMAGES))
+    captions = _captions(panel)
+    assert captions[0].startswith("#1 Widget A") and "your picture itself" in captions[0], captions
+    expect(query_image).to_be_visible()
+    expect(query_image).to_contain_text("widget_a.png")
+    _assert_images_load(query_image.locator("img"))
+    expect(panel.locator("button", has_text="Use as query")).to_have_count(shown)
+    notebook_page.screenshot(panel, "03_search_with_a_photo.png")
+
+    _mark_stale(panel)
+    panel.locator("button", has_text="Use as query").nth(1).click()  # walk on to the second result
+    _wait_for_new_images(panel)
+    assert "your picture itself" in _captions(panel)[0], _captions(panel)
+
+    _choose_file(notebook_page.page, upload, not_a_picture)
+    expect(panel).to_contain_text("The query image notes.txt cannot be used: not an image")
+    assert "your picture itself" in _captions(panel)[0]  # the last good results stay
+    assert not notebook_page.widget_errors()
+
+
+def test_ask_panel_answers_about_an_uploaded_photo_in_the_browser(notebook_page, tmp_path):
+    """The ask panel with a photo and no words: "Do you have something like this?", answered from the catalog."""
+    from playwright.sync_api import expect
+
+    from course_utils.catalog import default_catalog, render_catalog
+
+    picture = render_catalog(default_catalog(), tmp_path / "catalog")[3]  # gadget_y.png
+
+    notebook_page.open_notebook("05_image_rag_pipeline.ipynb")
+    notebook_page.run_all()
+    panel = notebook_page.panel("course-ask-panel")
+    with_rag, without_rag = panel.locator(".course-answer-with-rag"), panel.locator(".course-answer-without-rag")
+    panel.locator(".widget-text input").first.fill("")
+
+    _mark_stale(panel)
+    _choose_file(notebook_page.page, panel.locator(".widget-upload"), picture)
+    _wait_for_new_images(panel)
+    _assert_images_load(panel.locator(RESULT_IMAGES))
+    _assert_images_load(panel.locator(".course-query-image img"))
+    assert _captions(panel)[0].startswith("#1 Gadget Y"), _captions(panel)
+    expect(with_rag).to_contain_text("sees your photo and")
+    expect(with_rag).to_contain_text("most like your photo is Gadget Y")
+    expect(without_rag).to_contain_text("sees your photo, no catalog")
+    notebook_page.screenshot(panel, "05_ask_with_a_photo.png")
+    assert not notebook_page.widget_errors()
