@@ -124,7 +124,10 @@ def catalog_picture(product: Product, path: Any) -> Image.Image:
 
 
 def present_pictures(index: Any, seed: int = 0) -> list[Image.Image]:
-    """Photo-like copies of every catalog image, one per perturbation: what a shopper would photograph."""
+    """Photo-like copies of every catalog image, one per perturbation: what a shopper would photograph.
+
+    Introduced in 03_image_retrieval.
+    """
     rng = np.random.default_rng([seed, 11])
     pictures = []
     for product, path in zip(index.products, index.paths, strict=True):
@@ -181,6 +184,9 @@ def image_refusal_calibration(index: Any, embedder: Any) -> dict[str, float] | N
 
 
 def image_match_threshold(index: Any, embedder: Any) -> float | None:
-    """The similarity a picture's best hit needs for the catalog to "have" it, or None (a photo folder)."""
+    """The similarity a picture's best hit needs for the catalog to "have" it, or None (a photo folder).
+
+    Introduced in 03_image_retrieval.
+    """
     calibration = image_refusal_calibration(index, embedder)
     return calibration["threshold"] if calibration else None

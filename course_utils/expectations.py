@@ -57,6 +57,22 @@ CLAIMS: dict[str, Claim] = {
     "03.missing-refused": Claim(
         'nothing matches "black hexagonal product": match is False', "Something the catalog does not have"
     ),
+    "03.photo-finds-product": Claim(
+        "a phone-like copy of Gadget Y's picture (other light, JPEG quality 30) finds Gadget Y first",
+        "Search with a picture",
+    ),
+    "03.pictures-score-higher": Claim(
+        "pictures score higher against pictures than sentences do, and the picture threshold is the higher one",
+        "Two scales: a picture against pictures, a sentence against pictures",
+    ),
+    "03.light-and-jpeg-harmless": Claim(
+        "JPEG quality 30 keeps every product first (hit@1 1.0), and other light nearly every one (hit@1 at least 0.875)",
+        "How robust is a picture query?",
+    ),
+    "03.picture-plus-yellow": Claim(
+        'the red circle\'s picture plus the word "yellow" finds Gadget Y, the yellow circle',
+        "Like this, but blue: a picture plus words",
+    ),
     # 04_multimodal_generation
     "04.sneaky-retrieved": Claim(
         'the red Widget R is among the top 3 for "What red products do you have?"',

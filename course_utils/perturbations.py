@@ -116,6 +116,7 @@ def perturb(image: Image.Image, name: str, rng: np.random.Generator) -> Image.Im
     """``image`` changed by the perturbation ``name`` (a key of :data:`PERTURBATIONS`), or by all of them for ``"all"``.
 
     ``"all"`` is a hard case on purpose: slant, distance, crop, a room, light and JPEG at once.
+    Introduced in 03_image_retrieval.
     """
     image = to_rgb(image)
     if name == "all":

@@ -172,7 +172,7 @@ def build_rag_prompt(
     names the entries the images show, in order, when not every entry has one (an image file
     that is gone, or more entries than a request may carry images). ``shopper_photo=True``: the
     shopper's photo is attached first, before the ``n_images`` catalog images, and the prompt
-    says so. Introduced in 04_multimodal_generation (the photo: 03_image_retrieval).
+    says so. Introduced in 04_multimodal_generation.
     """
     other = "other " if shopper_photo else ""
     if image_ranks is not None:
@@ -211,7 +211,7 @@ def _head(prompt: str) -> str:
 
 
 def sent_a_photo(prompt: str) -> bool:
-    """Whether a prompt built here says that the shopper's photo is attached first. Introduced in 03_image_retrieval."""
+    """Whether a prompt built here says that the shopper's photo is attached first."""
     return SHOPPER_PHOTO in _head(prompt)
 
 

@@ -13,8 +13,7 @@ A shopper may ask with a photo ("do you have something like this?"): retrieval t
 the picture, and the LLM receives the shopper's photo first, labelled as theirs, under every
 condition (the photo is part of the question), then the catalog's images.
 
-Introduced in 05_image_rag_pipeline (``both`` and ``none``), 03_image_retrieval (a photo) and
-10_what_the_pictures_add.
+Introduced in 05_image_rag_pipeline (``both`` and ``none``, a photo) and 10_what_the_pictures_add.
 """
 
 from __future__ import annotations

@@ -279,6 +279,7 @@ def compose_query(image_vector: np.ndarray, text_vector: np.ndarray, weight: flo
     ``(1 - weight) * picture similarity + weight * words similarity``: the two rankings are
     added. A picture is far more similar to pictures than words are, so the words need a large
     weight before they move the ranking.
+    Introduced in 03_image_retrieval.
     """
     _check_weight(weight)
     return l2_normalize((1.0 - weight) * np.asarray(image_vector) + weight * np.asarray(text_vector))
@@ -321,7 +322,7 @@ def retrieve_by_image(
     (:func:`course_utils.calibration.image_refusal_calibration`): image-to-image similarities
     live on a much higher scale than text-to-image ones. A catalog image with the very pixels of
     the query comes back as what it is, an ``exact`` hit. Price and category words apply as in
-    :func:`retrieve` (``plan="hybrid"``).
+    :func:`retrieve` (``plan="hybrid"``). Introduced in 03_image_retrieval.
     """
     if plan not in PLANS:
         raise CourseError(f"Unknown retrieval plan {plan!r}; use one of {', '.join(PLANS)}.")

@@ -334,7 +334,7 @@ def similarity_scales(
     """Best-hit similarities of sentences and of pictures as queries, on one axis, with their thresholds.
 
     A picture is far more similar to pictures than any sentence is, so one threshold cannot
-    serve both.
+    serve both. Introduced in 03_image_retrieval.
     """
     fig = _figure(7, 3)
     ax = fig.add_subplot()

@@ -172,7 +172,6 @@ def uploaded_files(value: Any) -> list[tuple[str, bytes]]:
 
     ipywidgets 8 gives a tuple of dicts with ``"name"`` and ``"content"`` (a memoryview);
     ipywidgets 7.7 (Colab's) gives a dict from file name to ``{"metadata": ..., "content": bytes}``.
-    Introduced in 03_image_retrieval.
     """
     if not value:
         return []
@@ -186,7 +185,6 @@ class PhotoQuery:
 
     ``.image`` is the photo (bytes, a path or a PIL image) or None; ``.box`` shows it and stays
     hidden without one. ``on_pick(image, name)`` is called for every uploaded file.
-    Introduced in 03_image_retrieval.
     """
 
     def __init__(self, on_pick: Callable[[QueryImage, str], Any], extra: Sequence[widgets.Widget] = ()) -> None:
