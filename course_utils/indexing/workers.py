@@ -4,7 +4,8 @@ Each input is read once, hashed (the embedding cache's key), decoded, turned upr
 centre-cropped the way the model's image processor would; the cheap-to-parallelise part runs in
 workers while the model works on the previous batch. Threads are enough beside a CPU's slow
 model; beside a GPU every core decodes in a worker process of its own, because threads share
-Python's GIL and could not keep up.
+Python's GIL and could not keep up. The worker processes are PyTorch's own
+``torch.utils.data.DataLoader`` with persistent workers, kept between calls.
 
 Used by :mod:`course_utils.indexing.embed`; introduced in 03_image_retrieval (exercise: index your own photos).
 """
@@ -39,12 +40,13 @@ __all__ = [
     "MAX_THREADS",
     "PARALLEL",
     "DecodeJob",
-    "ProcessPool",
     "cpu_cores",
     "default_workers",
     "prepare",
     "read_and_hash",
     "resolve_parallel",
+    "stop_worker_processes",
+    "worker_processes",
 ]
 
 #: Files up to this size are read once into memory (hash + decode from the same bytes); bigger ones are streamed.
@@ -228,155 +230,6 @@ def _collate(rows: list[tuple[int, str, Any, str | None]]) -> tuple[list, Any]:
     return [(k, what, None if what == "pixels" else payload, digest) for k, what, payload, digest in rows], stacked
 
 
-def _pool_detach_from_parent(keep: set[int]) -> None:
-    """In a freshly forked worker: die with the parent, and let go of the files and pipes it had open.
-
-    A fork copies every open file descriptor. A worker holding a copy of, say, the write end of a
-    pipe another program reads would keep that program waiting for an end of file that never comes;
-    each such descriptor is pointed at /dev/null instead (not closed, so no number is reused).
-    """
-    import ctypes
-    import signal
-
-    parent = os.getppid()
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG: no orphan outlives a killed kernel
-    if os.getppid() != parent:
-        os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it stops the pool
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc: keep the copies rather than fail
-        inherited = []
-    for fd in inherited:
-        if fd > 2 and fd != devnull and fd not in keep:
-            with contextlib.suppress(OSError):
-                os.dup2(devnull, fd)
-
-
-def _serve(inbox: Any, outbox: Any) -> None:
-    """A worker process: take a job, then chunks of ``(position, input)``, and send back each chunk prepared."""
-    import torch
-
-    _pool_detach_from_parent({inbox._reader.fileno(), outbox._writer.fileno()})
-    torch.set_num_threads(1)
-    job = None
-    for message in iter(inbox.get, None):
-        if isinstance(message, DecodeJob):
-            job = message
-        else:
-            outbox.put(_collate([(k, *job.run(item)) for k, item in message]))
-
-
-class ProcessPool:
-    """Worker processes that decode and resize images, forked once and reused by every later call.
-
-    Starting a dozen processes from a Python that holds a CUDA model takes a noticeable fraction
-    of a second, as long as embedding thousands of images, so the pool outlives the call. Each
-    worker has its own inbox and outbox: chunk j goes to worker j mod n, so reading the outboxes
-    in turn gives the results back in order.
-    """
-
-    def __init__(self, workers: int):
-        import torch.multiprocessing as mp
-
-        context = mp.get_context("fork")
-        self.inboxes = [context.SimpleQueue() for _ in range(workers)]
-        self.outboxes = [context.Queue() for _ in range(workers)]
-        self.processes = [
-            context.Process(target=_serve, args=(inbox, outbox), daemon=True, name=f"embed-worker-{i}")
-            for i, (inbox, outbox) in enumerate(zip(self.inboxes, self.outboxes, strict=True))
-        ]
-        for process in self.processes:
-            process.start()
-
-    def __len__(self) -> int:
-        return len(self.processes)
-
-    def alive(self) -> bool:
-        return all(process.is_alive() for process in self.processes)
-
-    def send(self, worker: int, message: Any) -> None:
-        self.inboxes[worker].put(message)
-
-    def receive(self, worker: int) -> Any:
-        import queue
-
-        while True:
-            try:
-                return self.outboxes[worker].get(timeout=1.0)
-            except queue.Empty:
-                if not self.processes[worker].is_alive():
-                    raise CourseError(
-                        "An image-decoding worker process stopped (out of memory, or too little space in "
-                        "/dev/shm?). Try parallel='threads'."
-                    ) from None
-
-    def close(self) -> None:
-        for process in self.processes:
-            process.kill()
-            process.join()
-
-
-_pool: ProcessPool | None = None
-_pool_in_use = threading.Lock()  # one call at a time: the workers' queues carry one run's chunks
-
-
-def _discard_pool() -> None:
-    """Stop the pool, e.g. one that may hold half-finished work after an error or Ctrl-C."""
-    global _pool
-    if _pool is not None:
-        _pool.close()
-        _pool = None
-
-
-def process_pool(workers: int) -> ProcessPool:
-    """This Python process's :class:`ProcessPool`, started (again) when the number of workers changes or one died."""
-    global _pool
-    if _pool is not None and (len(_pool) != workers or not _pool.alive()):
-        _discard_pool()
-    if _pool is None:
-        _pool = ProcessPool(workers)
-    return _pool
-
-
-def prepare_in_processes(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
-    """Like :func:`prepare_in_threads`, on the :class:`ProcessPool`, in order.
-
-    Each worker gets the job once (the recipe and which digests the cache holds), then chunks of
-    :data:`PROCESS_CHUNK` inputs; it sends a chunk's pixels back as one shared-memory tensor.
-    """
-    size = max(1, min(PROCESS_CHUNK, math.ceil(len(items) / workers)))
-    chunks = [range(start, min(start + size, len(items))) for start in range(0, len(items), size)]
-    in_flight = workers * max(2, math.ceil(ahead / (size * workers)))
-    worker_job = DecodeJob(
-        job.recipe, None, _CachedDigests(job.cache.digests()) if job.cache else None, job.draft, job.known
-    )
-    with _pool_in_use:
-        pool = process_pool(workers)
-
-        def send(j: int) -> None:
-            pool.send(j % workers, [(k, items[k]) for k in chunks[j]])
-
-        finished = False
-        try:
-            for worker in range(workers):
-                pool.send(worker, worker_job)
-            for j in range(min(len(chunks), in_flight)):
-                send(j)
-            for j in range(len(chunks)):
-                rows, stacked = pool.receive(j % workers)
-                if j + in_flight < len(chunks):
-                    send(j + in_flight)
-                pixels = iter(stacked.numpy()) if stacked is not None else iter(())
-                for k, what, payload, digest in rows:
-                    yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
-            finished = True
-        finally:
-            if not finished:
-                _discard_pool()
-
-
 # --------------------------------------------------------------------------- on a DataLoader
 
 #: Chunks each worker process has queued ahead (DataLoader's ``prefetch_factor``): one to work on
@@ -551,9 +404,9 @@ _loader_in_use = threading.Lock()  # one call at a time: the workers' queues car
 
 
 def stop_worker_processes() -> None:
-    """Stop the decoding worker processes (they start again with the next call that needs them).
+    """Stop the decoding worker processes, which otherwise wait for the next call until Python ends.
 
-    Introduced in 09_scaling_up (they hold memory until the Python process ends otherwise).
+    The next call that needs them starts them again.
     """
     global _loader
     if _loader is not None:
@@ -589,7 +442,7 @@ def _write_job(job: DecodeJob) -> str:
     return str(path)
 
 
-def prepare_in_loader(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
+def prepare_in_processes(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
     """Like :func:`prepare_in_threads`, on worker processes of a persistent DataLoader, in order.
 
     The workers get the job once per call, in a file (the recipe and which digests the cache
@@ -626,5 +479,5 @@ def prepare_in_loader(job: DecodeJob, items: Sequence[Any], workers: int, ahead:
 
 def prepare(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int, parallel: str) -> Iterator[Prepared]:
     """Every input prepared by ``job``, in order, on ``workers`` threads or worker processes (``parallel``)."""
-    run = prepare_in_loader if parallel == "processes" else prepare_in_threads
+    run = prepare_in_processes if parallel == "processes" else prepare_in_threads
     return run(job, items, workers, ahead)
