@@ -159,6 +159,21 @@ def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, c
     assert result.kept == list(range(8)) and decoding.worker_processes(2)[0].pid != pids[0]
 
 
+def test_a_worker_process_that_dies_mid_call_stops_the_call_with_a_clear_message(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))
+    job = decoding.DecodeJob(PixelRecipe.from_processor(image_processor_of(tiny_embedder)), None, None, True)
+    workers = decoding.worker_processes(2)
+    prepared = decoding.prepare(job, paths * 100, 2, 64, "processes")
+    next(prepared)
+    for process in workers:  # both: what is still to come can never arrive
+        process.kill()
+    with pytest.raises(CourseError, match="worker process stopped"):
+        for _ in prepared:
+            pass
+    result = embed_files(tiny_embedder, paths, workers=2, parallel="processes")  # started afresh
+    np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
+
+
 def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
     recipe = PixelRecipe.from_processor(image_processor_of(tiny_embedder))

@@ -347,6 +347,9 @@ class _PersistentLoader:
     and throws away whatever an interrupted call left in flight (torch's own reset of persistent
     workers), and the results come back in order.
 
+    No ``pin_memory``: the batch runner of :mod:`.embed` already gathers each model batch in pinned
+    memory (a chunk is not a model batch), so pinning every chunk as well would only add a copy.
+
     The methods below are the only place that reaches into the DataLoader's private iterator
     (``_workers``, the SIGCHLD bookkeeping, ``_shutdown_workers``).
     """
