@@ -5,6 +5,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -144,13 +145,33 @@ def test_cache_hits_come_back_from_worker_processes(tiny_embedder, photos, tmp_p
 def test_worker_processes_are_reused_and_replaced_when_one_died(tiny_embedder, catalog_dir):
     paths = sorted(catalog_dir.glob("*.png"))
     embed_files(tiny_embedder, paths, workers=2, parallel="processes")
-    pids = [process.pid for process in decoding.process_pool(2).processes]
+    pids = [process.pid for process in decoding.worker_processes(2)]
     embed_files(tiny_embedder, paths, workers=2, parallel="processes")
-    assert [process.pid for process in decoding.process_pool(2).processes] == pids  # started once
-    decoding.process_pool(2).processes[0].kill()
-    decoding.process_pool(2).processes[0].join()
+    assert [process.pid for process in decoding.worker_processes(2)] == pids  # started once
+    dead = decoding.worker_processes(2)[0]
+    os.kill(dead.pid, signal.SIGKILL)  # as the out-of-memory killer would, between two calls
+    # until it is reaped the dead worker is a zombie; by then this process has had its SIGCHLD, and
+    # nothing may be raised here, in code that is not the pipeline's
+    while Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    time.sleep(0.05)
     result = embed_files(tiny_embedder, paths, workers=2, parallel="processes")
-    assert result.kept == list(range(8)) and decoding.process_pool(2).processes[0].pid != pids[0]
+    assert result.kept == list(range(8)) and decoding.worker_processes(2)[0].pid != pids[0]
+
+
+def test_a_worker_process_that_dies_mid_call_stops_the_call_with_a_clear_message(tiny_embedder, catalog_dir):
+    paths = sorted(catalog_dir.glob("*.png"))
+    job = decoding.DecodeJob(PixelRecipe.from_processor(image_processor_of(tiny_embedder)), None, None, True)
+    workers = decoding.worker_processes(2)
+    prepared = decoding.prepare(job, paths * 100, 2, 64, "processes")
+    next(prepared)
+    for process in workers:  # both: what is still to come can never arrive
+        process.kill()
+    with pytest.raises(CourseError, match="worker process stopped"):
+        for _ in prepared:
+            pass
+    result = embed_files(tiny_embedder, paths, workers=2, parallel="processes")  # started afresh
+    np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths), atol=1e-5)
 
 
 def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog_dir):
@@ -162,7 +183,7 @@ def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog
 
     def pixels_match(items, pause):
         matches = []
-        for n, (_, item, _, pixels, _) in enumerate(decoding.prepare_in_processes(job, items, 2, 64)):
+        for n, (_, item, _, pixels, _) in enumerate(decoding.prepare(job, items, 2, 64, "processes")):
             matches.append(np.array_equal(pixels, expected[item]))
             if n == 0 and pause:  # the second run starts while this one is half done
                 first_is_running.set()
@@ -177,7 +198,7 @@ def test_two_threads_take_turns_with_the_worker_processes(tiny_embedder, catalog
 
 
 def test_worker_processes_hold_no_copy_of_the_callers_pipes(tiny_embedder, catalog_dir):
-    decoding._discard_pool()
+    decoding.stop_worker_processes()  # the workers must start while the pipe is open
     read_end, write_end = os.pipe()  # like a pipe to a program that waits for its end of file
     try:
         embed_files(tiny_embedder, sorted(catalog_dir.glob("*.png")), workers=2, parallel="processes")
@@ -193,7 +214,7 @@ def test_worker_processes_end_with_a_killed_parent(tiny_clip_dir, catalog_dir):
         "import sys; from course_utils import indexing; from course_utils.indexing import workers; from course_utils.embeddings import load_clip;"
         "import glob; e = load_clip(sys.argv[1], device='cpu');"
         "indexing.embed_files(e, sorted(glob.glob(sys.argv[2] + '/*.png')), workers=2, parallel='processes');"
-        "print(*[p.pid for p in workers.process_pool(2).processes], flush=True); sys.stdin.read()"
+        "print(*[p.pid for p in workers.worker_processes(2)], flush=True); sys.stdin.read()"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", script, str(tiny_clip_dir), str(catalog_dir)],
@@ -220,6 +241,27 @@ def test_an_interrupted_run_leaves_no_stale_work_in_the_worker_processes(tiny_em
     # chunks still queued from the interrupted run would come back as this run's results
     result = embed_files(tiny_embedder, paths[::-1], batch_size=4, workers=2, parallel="processes")
     np.testing.assert_allclose(result.vectors, plain_loop(tiny_embedder, paths[::-1]), atol=1e-5)
+
+
+def test_each_call_removes_the_job_it_left_for_the_worker_processes(tiny_embedder, catalog_dir, tmp_path, monkeypatch):
+    paths = sorted(catalog_dir.glob("*.png"))
+    monkeypatch.setattr(decoding, "job_folder", lambda: tmp_path)
+    job = decoding.DecodeJob(PixelRecipe.from_processor(image_processor_of(tiny_embedder)), None, None, True)
+    prepared = decoding.prepare(job, paths * 4, 2, 64, "processes")
+    next(prepared)
+    assert [p.name.startswith(decoding.JOB_FILE_PREFIX) for p in tmp_path.iterdir()] == [True]  # one job, in a file
+    prepared.close()  # the consumer stops half-way, as on Ctrl-C
+    assert list(tmp_path.iterdir()) == []
+    embed_files(tiny_embedder, paths, workers=2, parallel="processes")
+    with ctrl_c_at_batch(tiny_embedder, 1):
+        embed_files(tiny_embedder, paths * 4, batch_size=4, workers=2, parallel="processes")
+    assert list(tmp_path.iterdir()) == []
+    # a file left by a process killed in the middle of a call goes when the workers next start
+    orphan = tmp_path / f"{decoding.JOB_FILE_PREFIX}{2**22 + 1}-0"  # above Linux's largest pid
+    orphan.write_bytes(b"")
+    decoding.stop_worker_processes()
+    embed_files(tiny_embedder, paths, workers=2, parallel="processes")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_pil_images_and_paths_mix(tiny_embedder, catalog_dir):

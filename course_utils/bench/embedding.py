@@ -43,9 +43,9 @@ from ..indexing.workers import (
     cpu_cores,
     default_workers,
     prepare,
-    process_pool,
     resolve_parallel,
     shared_memory_free,
+    worker_processes,
 )
 from .search import check_search_memory, median_ms, search_benchmark
 
@@ -292,7 +292,7 @@ def preprocess_ceiling(
     processor = image_processor_of(embedder)
     job = DecodeJob(PixelRecipe.from_processor(processor), processor, None, draft)
     if parallel == "processes":
-        process_pool(workers)  # started before the clock: the pipeline starts its pool once per Python process
+        worker_processes(workers)  # started before the clock: the pipeline starts them once per Python process
     start = time.perf_counter()
     for _, _, what, _, _ in prepare(job, paths, workers, 64 * workers, parallel):
         if what != "pixels":

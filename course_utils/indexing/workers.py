@@ -4,7 +4,8 @@ Each input is read once, hashed (the embedding cache's key), decoded, turned upr
 centre-cropped the way the model's image processor would; the cheap-to-parallelise part runs in
 workers while the model works on the previous batch. Threads are enough beside a CPU's slow
 model; beside a GPU every core decodes in a worker process of its own, because threads share
-Python's GIL and could not keep up.
+Python's GIL and could not keep up. The worker processes are PyTorch's own
+``torch.utils.data.DataLoader`` with persistent workers, kept between calls.
 
 Used by :mod:`course_utils.indexing.embed`; introduced in 03_image_retrieval (exercise: index your own photos).
 """
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
+import pickle
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,12 +40,13 @@ __all__ = [
     "MAX_THREADS",
     "PARALLEL",
     "DecodeJob",
-    "ProcessPool",
     "cpu_cores",
     "default_workers",
     "prepare",
     "read_and_hash",
     "resolve_parallel",
+    "stop_worker_processes",
+    "worker_processes",
 ]
 
 #: Files up to this size are read once into memory (hash + decode from the same bytes); bigger ones are streamed.
@@ -225,12 +230,88 @@ def _collate(rows: list[tuple[int, str, Any, str | None]]) -> tuple[list, Any]:
     return [(k, what, None if what == "pixels" else payload, digest) for k, what, payload, digest in rows], stacked
 
 
-def _detach_from_parent(keep: set[int]) -> None:
-    """In a freshly forked worker: die with the parent, and let go of the files and pipes it had open.
+# --------------------------------------------------------------------------- on a DataLoader
+
+#: Chunks each worker process has queued ahead (DataLoader's ``prefetch_factor``): one to work on
+#: while the previous one travels back, one more to absorb jitter.
+PREFETCH_CHUNKS = 2
+#: Each call leaves its job (recipe, cached digests, known digests) in a file named like this,
+#: followed by the caller's pid and a count: sent once per call, not with every chunk.
+JOB_FILE_PREFIX = "course-decode-job-"
+
+
+def job_folder() -> Path:
+    """Where a call leaves its job for the worker processes: /dev/shm (memory) where there is one."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() else Path(tempfile.gettempdir())
+
+
+class _Chunks:
+    """The loader's dataset: the "index" of a chunk is ``(job file, [(position, input), ...])``.
+
+    Each worker process reads a call's job from its file the first time it meets it, and keeps it.
+    A chunk whose job file is gone belongs to a call that has ended: it is refused, not decoded.
+    """
+
+    def __init__(self) -> None:
+        self.job_file: str | None = None
+        self.job: DecodeJob | None = None
+
+    def __getitem__(self, message: tuple[str, list[tuple[int, Any]]]) -> tuple[list, Any]:
+        job_file, chunk = message
+        if not os.path.exists(job_file):
+            raise LookupError(f"{job_file}: this chunk's call has ended")
+        if job_file != self.job_file:
+            with open(job_file, "rb") as fh:
+                self.job = pickle.load(fh)
+            self.job_file = job_file
+        return _collate([(k, *self.job.run(item)) for k, item in chunk])
+
+
+class _Messages:
+    """The loader's sampler: iterated in the caller's process, it yields this call's chunks.
+
+    A DataLoader's sampler is fixed when the loader is made, so this one object is refilled by every call.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[tuple[int, Any]]]] = []
+
+    def __iter__(self) -> Iterator[tuple[str, list[tuple[int, Any]]]]:
+        return iter(self.messages)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+def _as_is(chunk: Any) -> Any:
+    """The loader's collate: a chunk comes back from its worker already collated (:func:`_collate`)."""
+    return chunk
+
+
+def _open_files() -> dict[int, tuple[int, int]]:
+    """This process's open file descriptors above 2, each with its (device, inode): what a fork would copy."""
+    try:
+        numbers = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: keep the copies rather than fail
+        return {}
+    files = {}
+    for fd in numbers:
+        with contextlib.suppress(OSError):
+            if fd > 2:
+                info = os.fstat(fd)
+                files[fd] = (info.st_dev, info.st_ino)
+    return files
+
+
+def _detach_from_parent(inherited: dict[int, tuple[int, int]], worker_id: int) -> None:
+    """A worker process's first step: die with the parent, and let go of the files and pipes it had open.
 
     A fork copies every open file descriptor. A worker holding a copy of, say, the write end of a
     pipe another program reads would keep that program waiting for an end of file that never comes;
-    each such descriptor is pointed at /dev/null instead (not closed, so no number is reused).
+    each descriptor the caller had open before the workers started (``inherited``, still the same
+    file) is pointed at /dev/null instead (not closed, so no number is reused). The loader's own
+    queues are opened after that snapshot, so they stay.
     """
     import ctypes
     import signal
@@ -239,53 +320,67 @@ def _detach_from_parent(keep: set[int]) -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG: no orphan outlives a killed kernel
     if os.getppid() != parent:
         os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it stops the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle: it stops the call
     devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:  # no /proc: keep the copies rather than fail
-        inherited = []
-    for fd in inherited:
-        if fd > 2 and fd != devnull and fd not in keep:
-            with contextlib.suppress(OSError):
+    for fd, identity in inherited.items():
+        with contextlib.suppress(OSError):
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) == identity:
                 os.dup2(devnull, fd)
 
 
-def _serve(inbox: Any, outbox: Any) -> None:
-    """A worker process: take a job, then chunks of ``(position, input)``, and send back each chunk prepared."""
-    import torch
-
-    _detach_from_parent({inbox._reader.fileno(), outbox._writer.fileno()})
-    torch.set_num_threads(1)
-    job = None
-    for message in iter(inbox.get, None):
-        if isinstance(message, DecodeJob):
-            job = message
-        else:
-            outbox.put(_collate([(k, *job.run(item)) for k, item in message]))
+def _remove_orphaned_job_files() -> None:
+    """Delete job files left behind by a Python process that was killed in the middle of a call."""
+    for path in job_folder().glob(f"{JOB_FILE_PREFIX}*"):
+        pid = path.name[len(JOB_FILE_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
-class ProcessPool:
-    """Worker processes that decode and resize images, forked once and reused by every later call.
+class _PersistentLoader:
+    """A ``torch.utils.data.DataLoader`` whose forked worker processes outlive the call.
 
-    Starting a dozen processes from a Python that holds a CUDA model takes a noticeable fraction
-    of a second, as long as embedding thousands of images, so the pool outlives the call. Each
-    worker has its own inbox and outbox: chunk j goes to worker j mod n, so reading the outboxes
-    in turn gives the results back in order.
+    Starting a dozen processes from a Python that holds a CUDA model takes a noticeable fraction of
+    a second, as long as embedding thousands of images, so the workers are started once (persistent
+    workers) and every call refills the sampler. Each new ``iter()`` first lets the workers finish
+    and throws away whatever an interrupted call left in flight (torch's own reset of persistent
+    workers), and the results come back in order.
+
+    No ``pin_memory``: the batch runner of :mod:`.embed` already gathers each model batch in pinned
+    memory (a chunk is not a model batch), so pinning every chunk as well would only add a copy.
+
+    The methods below are the only place that reaches into the DataLoader's private iterator
+    (``_workers``, the SIGCHLD bookkeeping, ``_shutdown_workers``).
     """
 
     def __init__(self, workers: int):
-        import torch.multiprocessing as mp
+        import functools
 
-        context = mp.get_context("fork")
-        self.inboxes = [context.SimpleQueue() for _ in range(workers)]
-        self.outboxes = [context.Queue() for _ in range(workers)]
-        self.processes = [
-            context.Process(target=_serve, args=(inbox, outbox), daemon=True, name=f"embed-worker-{i}")
-            for i, (inbox, outbox) in enumerate(zip(self.inboxes, self.outboxes, strict=True))
-        ]
-        for process in self.processes:
-            process.start()
+        from torch.utils.data import DataLoader
+        from torch.utils.data._utils import signal_handling
+
+        self.sampler = _Messages()
+        self.loader = DataLoader(
+            _Chunks(),
+            batch_size=None,  # the sampler hands out whole chunks
+            sampler=self.sampler,
+            num_workers=workers,
+            collate_fn=_as_is,
+            persistent_workers=True,
+            prefetch_factor=PREFETCH_CHUNKS,
+            multiprocessing_context="fork",
+            worker_init_fn=functools.partial(_detach_from_parent, _open_files()),
+        )
+        self.iterator = iter(self.loader)  # forks the workers now, with nothing to do yet
+        # torch raises an error in the main thread, wherever it is, when a worker is killed; between
+        # calls that would break unrelated code, so a dead worker is found by :meth:`alive` instead
+        signal_handling._remove_worker_pids(id(self.iterator))
+        self.iterator._worker_pids_set = False
+
+    @property
+    def processes(self) -> list[Any]:
+        return list(self.iterator._workers)
 
     def __len__(self) -> int:
         return len(self.processes)
@@ -293,85 +388,96 @@ class ProcessPool:
     def alive(self) -> bool:
         return all(process.is_alive() for process in self.processes)
 
-    def send(self, worker: int, message: Any) -> None:
-        self.inboxes[worker].put(message)
-
-    def receive(self, worker: int) -> Any:
-        import queue
-
-        while True:
-            try:
-                return self.outboxes[worker].get(timeout=1.0)
-            except queue.Empty:
-                if not self.processes[worker].is_alive():
-                    raise CourseError(
-                        "An image-decoding worker process stopped (out of memory, or too little space in "
-                        "/dev/shm?). Try parallel='threads'."
-                    ) from None
+    def run(self, messages: list[tuple[str, list[tuple[int, Any]]]]) -> Iterator[tuple[list, Any]]:
+        """The chunks of ``messages``, prepared, in order."""
+        self.sampler.messages = messages
+        try:
+            yield from iter(self.loader)
+        finally:
+            self.sampler.messages = []
 
     def close(self) -> None:
         for process in self.processes:
             process.kill()
-            process.join()
+        self.iterator._shutdown_workers()
 
 
-_pool: ProcessPool | None = None
-_pool_in_use = threading.Lock()  # one call at a time: the workers' queues carry one run's chunks
+_loader: _PersistentLoader | None = None
+_loader_in_use = threading.Lock()  # one call at a time: the workers' queues carry one call's chunks
 
 
-def _discard_pool() -> None:
-    """Stop the pool, e.g. one that may hold half-finished work after an error or Ctrl-C."""
-    global _pool
-    if _pool is not None:
-        _pool.close()
-        _pool = None
+def stop_worker_processes() -> None:
+    """Stop the decoding worker processes, which otherwise wait for the next call until Python ends.
+
+    The next call that needs them starts them again.
+    """
+    global _loader
+    if _loader is not None:
+        _loader.close()
+        _loader = None
 
 
-def process_pool(workers: int) -> ProcessPool:
-    """This Python process's :class:`ProcessPool`, started (again) when the number of workers changes or one died."""
-    global _pool
-    if _pool is not None and (len(_pool) != workers or not _pool.alive()):
-        _discard_pool()
-    if _pool is None:
-        _pool = ProcessPool(workers)
-    return _pool
+def _persistent_loader(workers: int) -> _PersistentLoader:
+    """This Python process's loader, started (again) when the number of workers changes or one died."""
+    global _loader
+    if _loader is not None and (len(_loader) != workers or not _loader.alive()):
+        stop_worker_processes()
+    if _loader is None:
+        _remove_orphaned_job_files()
+        _loader = _PersistentLoader(workers)
+    return _loader
+
+
+def worker_processes(workers: int) -> list[Any]:
+    """The ``workers`` decoding worker processes (``multiprocessing`` processes), started if they are not running."""
+    with _loader_in_use:
+        return _persistent_loader(workers).processes
+
+
+_calls = itertools.count()
+
+
+def _write_job(job: DecodeJob) -> str:
+    """Write ``job`` to a new file of :func:`job_folder` for the worker processes; its name identifies the call."""
+    path = job_folder() / f"{JOB_FILE_PREFIX}{os.getpid()}-{next(_calls)}"
+    with open(path, "xb") as fh:
+        pickle.dump(job, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return str(path)
 
 
 def prepare_in_processes(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int) -> Iterator[Prepared]:
-    """Like :func:`prepare_in_threads`, on the :class:`ProcessPool`, in order.
+    """Like :func:`prepare_in_threads`, on worker processes of a persistent DataLoader, in order.
 
-    Each worker gets the job once (the recipe and which digests the cache holds), then chunks of
-    :data:`PROCESS_CHUNK` inputs; it sends a chunk's pixels back as one shared-memory tensor.
+    The workers get the job once per call, in a file (the recipe and which digests the cache
+    holds), then chunks of :data:`PROCESS_CHUNK` inputs; each chunk's pixels come back as one
+    shared-memory tensor. ``ahead`` is not used: each worker has :data:`PREFETCH_CHUNKS` queued.
     """
     size = max(1, min(PROCESS_CHUNK, math.ceil(len(items) / workers)))
-    chunks = [range(start, min(start + size, len(items))) for start in range(0, len(items), size)]
-    in_flight = workers * max(2, math.ceil(ahead / (size * workers)))
     worker_job = DecodeJob(
         job.recipe, None, _CachedDigests(job.cache.digests()) if job.cache else None, job.draft, job.known
     )
-    with _pool_in_use:
-        pool = process_pool(workers)
-
-        def send(j: int) -> None:
-            pool.send(j % workers, [(k, items[k]) for k in chunks[j]])
-
-        finished = False
+    with _loader_in_use:
+        loader = _persistent_loader(workers)
+        job_file = _write_job(worker_job)
+        messages = [
+            (job_file, [(k, items[k]) for k in range(start, min(start + size, len(items)))])
+            for start in range(0, len(items), size)
+        ]
         try:
-            for worker in range(workers):
-                pool.send(worker, worker_job)
-            for j in range(min(len(chunks), in_flight)):
-                send(j)
-            for j in range(len(chunks)):
-                rows, stacked = pool.receive(j % workers)
-                if j + in_flight < len(chunks):
-                    send(j + in_flight)
+            for rows, stacked in loader.run(messages):
                 pixels = iter(stacked.numpy()) if stacked is not None else iter(())
                 for k, what, payload, digest in rows:
                     yield k, items[k], what, next(pixels) if what == "pixels" else payload, digest
-            finished = True
+        except RuntimeError:
+            if loader.alive():
+                raise
+            stop_worker_processes()
+            raise CourseError(
+                "An image-decoding worker process stopped (out of memory, or too little space in "
+                "/dev/shm?). Try parallel='threads'."
+            ) from None
         finally:
-            if not finished:
-                _discard_pool()
+            os.unlink(job_file)
 
 
 def prepare(job: DecodeJob, items: Sequence[Any], workers: int, ahead: int, parallel: str) -> Iterator[Prepared]:
