@@ -153,7 +153,7 @@ LAYOUT_CSS = (
 CONTROLS = {
     "TextModel", "TextareaModel", "ButtonModel", "DropdownModel", "IntSliderModel", "FloatSliderModel",
     "BoundedFloatTextModel", "BoundedIntTextModel", "FloatTextModel", "IntTextModel", "CheckboxModel",
-    "ToggleButtonsModel", "RadioButtonsModel", "SelectModel", "ToggleButtonModel",
+    "ToggleButtonsModel", "RadioButtonsModel", "SelectModel", "ToggleButtonModel", "FileUploadModel",
 }  # fmt: skip
 BOXES = {"VBoxModel": "vbox", "HBoxModel": "hbox", "BoxModel": "vbox", "GridBoxModel": "hbox"}
 
@@ -193,13 +193,15 @@ class WidgetPreview:
             data = values.get("value") or b""
             if isinstance(data, str):  # an older ipywidgets saves bytes as base64 text
                 data = base64.b64decode(data)
+            if not data:  # an empty picture (a photo not chosen yet) shows nothing, live or here
+                return ""
             fmt = html.escape(values.get("format") or "png")
             width = f' width="{html.escape(str(values["width"]))}"' if values.get("width") else ""
             src = f"data:image/{fmt};base64,{base64.b64encode(data).decode()}"
             return f'<img class="course-w-image" alt="panel image" src="{src}"{width}{style}>'
         if name in ("FloatProgressModel", "IntProgressModel"):
             return f'<progress value="{values.get("value", 0)}" max="{values.get("max", 100)}"{style}></progress>'
-        if name == "ButtonModel":
+        if name in ("ButtonModel", "FileUploadModel"):  # an upload is a button that opens a file chooser
             return f"<button disabled{style}>{html.escape(values.get('description', ''))}</button>"
         if name in ("DropdownModel", "SelectModel", "RadioButtonsModel", "ToggleButtonsModel"):
             labels, chosen = values.get("_options_labels", []), values.get("index")

@@ -75,6 +75,18 @@ def test_a_progress_bar_is_shown_without_the_colab_note():
     assert '<progress value="110.0" max="110.0"' in page and "Colab" not in page
 
 
+def test_an_upload_is_a_dead_button_and_an_empty_picture_shows_nothing():
+    state = {
+        "row": _model("HBoxModel", children=["IPY_MODEL_upload", "IPY_MODEL_preview"]),
+        "upload": _model("FileUploadModel", description="Photo", accept="image/*"),
+        "preview": _model("ImageModel", value=b"", format="png"),
+    }
+    notebook = _notebook(state, "row")
+    assert BUILD.static_widgets(notebook, COLAB) == 1, "an upload is a control: the page links to Colab"
+    page = notebook["cells"][0]["outputs"][0]["data"]["text/html"]
+    assert "<button disabled>Photo</button>" in page and "<img" not in page
+
+
 def test_an_unknown_widget_stops_the_build():
     notebook = _notebook({"w": _model("ColorPickerModel", value="#fff")}, "w")
     with pytest.raises(BUILD.BuildError, match="ColorPickerModel"):
