@@ -57,7 +57,7 @@ def frame_foreground(picture: Image.Image) -> Image.Image:
 
     A picture whose border is not mostly background (a crop through the product, a busy scene)
     is returned as it is. A catalog image comes back almost unchanged: it is framed this way already.
-    Introduced in 03_image_retrieval.
+    The first of :func:`picture_views`.
     """
     picture = to_rgb(picture)
     pixels = np.asarray(picture, dtype=np.float32)
