@@ -287,11 +287,22 @@ def compose_query(image_vector: np.ndarray, text_vector: np.ndarray, weight: flo
     return l2_normalize((1.0 - weight) * np.asarray(image_vector) + weight * np.asarray(text_vector))
 
 
+def _stored_size(path: str) -> tuple[int, ...]:
+    """The size in an image file's header (EXIF rotation may swap it), or () when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # Pillow raises many types on damaged files; such a file is no exact match
+        return ()
+
+
 def _exact_rows(picture: Image.Image, index: VectorIndex, scores: np.ndarray) -> set[int]:
     """Rows whose image has exactly the query's pixels: the query picture is in the catalog."""
     pixels = np.asarray(picture)
     exact = set()
     for row in top_k(scores, min(_EXACT_CANDIDATES, len(scores))):
+        if sorted(_stored_size(index.paths[row])) != sorted(picture.size):
+            continue  # read from the header: a photo of another size is never decoded
         try:
             other = open_image(index.paths[row])
         except CourseError:
