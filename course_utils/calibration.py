@@ -23,6 +23,7 @@ from .errors import CourseError
 from .images import open_image
 from .perturbations import PERTURBATIONS, perturb
 from .query import generate_queries
+from .query_views import embed_picture_views, view_similarities
 
 __all__ = [
     "absent_pictures",
@@ -157,11 +158,13 @@ def absent_pictures(products: Sequence[Product], seed: int = 0) -> list[Image.Im
     return pictures
 
 
-def calibrate_image_refusal(index: Any, embedder: Any, seed: int = 0) -> dict[str, float] | None:
+def calibrate_image_refusal(index: Any, embedder: Any, seed: int = 0, views: bool = True) -> dict[str, float] | None:
     """Calibrate the "nothing looks like this" threshold for pictures, for this catalog and model.
 
     Present: :func:`present_pictures`; absent: :func:`absent_pictures`. Their best-hit
-    similarities separate like those of text queries do, only on the image-to-image scale.
+    similarities separate like those of text queries do, only on the image-to-image scale. Each
+    picture is embedded as a query is (:func:`course_utils.query_views.embed_picture_views`, with
+    or without ``views``), so the threshold fits the scores a search compares with it.
     Returns None for a catalog without known attributes (a photo folder), or when every colour
     and shape pair is in the catalog.
     """
@@ -172,15 +175,16 @@ def calibrate_image_refusal(index: Any, embedder: Any, seed: int = 0) -> dict[st
         return None
 
     def best(pictures: list[Image.Image]) -> list[float]:
-        vectors = embedder.embed_images(pictures, progress=False)
-        return [float(index.similarities(v).max()) for v in vectors]
+        return [float(view_similarities(v, index).max()) for v in embed_picture_views(pictures, embedder, views)]
 
     return choose_threshold(best(present_pictures(index, seed)), best(absent))
 
 
-def image_refusal_calibration(index: Any, embedder: Any) -> dict[str, float] | None:
+def image_refusal_calibration(index: Any, embedder: Any, views: bool = True) -> dict[str, float] | None:
     """:func:`calibrate_image_refusal` for this index and model, computed once and then remembered."""
-    return _remembered("image", index, embedder, calibrate_image_refusal)
+    if views:
+        return _remembered("image", index, embedder, calibrate_image_refusal)
+    return _remembered("image as given", index, embedder, lambda i, e: calibrate_image_refusal(i, e, views=False))
 
 
 def image_match_threshold(index: Any, embedder: Any) -> float | None:

@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or mps")
     p.add_argument("--seed", type=int, default=1, help="--image-queries: seed of the perturbations (default 1)")
     p.add_argument("--out", help="--image-queries: also write the JSON report to this file")
+    p.add_argument(
+        "--as-given",
+        action="store_true",
+        help="--image-queries: embed each picture as given, without the framed and turned views (the baseline)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("bench", help="time indexing (naive loops, the pipeline, the cache) and search at scale")
@@ -489,6 +494,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _image_eval(args)
     if args.out:
         raise CourseError("--out writes the report of --image-queries; use --json and redirect for the others.")
+    if args.as_given:
+        raise CourseError("--as-given changes how --image-queries embeds pictures; it does nothing without it.")
     report = run_eval(args.queries, catalog_path=args.catalog, model=args.model, device=args.device)
     print(_json(report) if args.json else _shown(format_report(report), keep="\n"))
     return 0
@@ -497,7 +504,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _image_eval(args: argparse.Namespace) -> int:
     from .image_eval import format_image_report, run_image_eval
 
-    report = run_image_eval(args.catalog, model=args.model, device=args.device, seed=args.seed)
+    report = run_image_eval(args.catalog, model=args.model, device=args.device, seed=args.seed, views=not args.as_given)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

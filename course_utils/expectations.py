@@ -69,6 +69,10 @@ CLAIMS: dict[str, Claim] = {
         "JPEG quality 30 keeps every product first (hit@1 1.0), and other light nearly every one (hit@1 at least 0.875)",
         "How robust is a picture query?",
     ),
+    "03.views-find-photos": Claim(
+        "with the framed and turned views, every slanted, distant and in-a-room copy finds its product (hit@1 1.0 each)",
+        "Helping the model: frame the product, and look at it turned",
+    ),
     "03.picture-plus-yellow": Claim(
         'the red circle\'s picture plus the word "yellow" finds Gadget Y, the yellow circle',
         "Like this, but blue: a picture plus words",

@@ -24,6 +24,7 @@ from .evaluation import hit_at_k, rank_products, reciprocal_rank
 from .index import ImageIndex
 from .perturbations import PERTURBATIONS, perturb
 from .query import generate_queries
+from .query_views import embed_picture_views, view_similarities
 from .retrieval import TEXT_WEIGHT, compose_query, retrieve_by_image
 
 __all__ = [
@@ -84,14 +85,25 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _picture_scores(view_vectors: np.ndarray, index: ImageIndex) -> np.ndarray:
+    """Every picture's similarity to every catalog image, as :func:`retrieve_by_image` scores it."""
+    return np.stack([view_similarities(v, index) for v in view_vectors]) if len(view_vectors) else np.zeros((0, 0))
+
+
 def evaluate_image_queries(
-    products: Sequence[Product], paths: Sequence[str | os.PathLike], embedder: Any, seed: int = 1, rounds: int = 3
+    products: Sequence[Product],
+    paths: Sequence[str | os.PathLike],
+    embedder: Any,
+    seed: int = 1,
+    rounds: int = 3,
+    views: bool = True,
 ) -> dict[str, Any]:
     """Search by picture on a rendered catalog: per-perturbation hit@1 and MRR, pictures + words, refusal.
 
     ``rounds`` random draws of every perturbation are made of every product's image, with
     ``seed`` (the refusal threshold is calibrated on other draws, seed 0, so refusal is judged on
-    pictures it was not fitted to).
+    pictures it was not fitted to). Pictures are embedded as :func:`retrieve_by_image` embeds a
+    query, with or without its ``views``.
     """
     started = time.perf_counter()
     products = list(products)
@@ -104,8 +116,8 @@ def evaluate_image_queries(
     queries = [
         (i, name, perturb(pictures[i], name, rng)) for _ in range(rounds) for name in ROWS for i in range(len(products))
     ]
-    vectors = embedder.embed_images([q[2] for q in queries], progress=False)
-    scores = vectors @ index.embeddings.T
+    view_vectors = embed_picture_views([q[2] for q in queries], embedder, views)
+    scores = _picture_scores(view_vectors, index)
     ranks = {name: [] for name in ROWS}
     for (i, name, _), row in zip(queries, scores, strict=True):
         ranks[name].append(_rank_of(row, [i]))
@@ -115,19 +127,20 @@ def evaluate_image_queries(
     # 2. the catalog's own images, through retrieve_by_image: each must come back once, as the exact hit
     exact_ok = 0
     for path in paths:
-        found = retrieve_by_image(path, index, embedder, k=min(3, len(products)))
+        found = retrieve_by_image(path, index, embedder, k=min(3, len(products)), views=views)
         exact_ok += found[0].exact and found[0].path == path and sum(h.exact for h in found) == 1
     # 3. the two scales: a picture against pictures, a sentence against pictures
     best_image = scores[[k for k, q in enumerate(queries) if q[1] != "all"]].max(axis=1)
     texts = [q["query"] for q in generate_queries(products) if q["relevant"] and q["type"] != "category"]
     best_text = (embedder.embed_texts(texts) @ index.embeddings.T).max(axis=1)
-    image_cal, text_cal = image_refusal_calibration(index, embedder), refusal_calibration(index, embedder)
+    image_cal, text_cal = image_refusal_calibration(index, embedder, views), refusal_calibration(index, embedder)
 
     report: dict[str, Any] = {
         "model": embedder.model_id,
         "n_products": len(products),
         "seed": seed,
         "rounds": rounds,
+        "views": views,
         "perturbations": per_perturbation,
         "overall": _summary(single),
         "exact": {"n": len(paths), "found_once_as_exact": exact_ok},
@@ -137,21 +150,24 @@ def evaluate_image_queries(
             "image_threshold": image_cal["threshold"] if image_cal else None,
             "text_threshold": text_cal["threshold"] if text_cal else None,
         },
-        "composed": _composed(products, index, embedder, queries, vectors, pictures),
-        "refusal": _refusal(products, index, embedder, best_image, image_cal, seed),
+        "composed": _composed(products, index, embedder, queries, view_vectors, pictures, views),
+        "refusal": _refusal(products, index, embedder, best_image, image_cal, seed, views),
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
 
-def _composed(products, index, embedder, queries, vectors, pictures) -> dict[str, Any]:
-    """Picture + the word of another colour: the arithmetic mix at each weight against a re-rank by the words."""
+def _composed(products, index, embedder, queries, view_vectors, pictures, views) -> dict[str, Any]:
+    """Picture + the word of another colour: the arithmetic mix at each weight against a re-rank by the words.
+
+    The picture's vector is its main view, the one :func:`retrieve_by_image` mixes with words.
+    """
     cases = composed_cases(products)
     if not cases:
         return {"n_cases": 0}
     # the query pictures: each product's clean image, and its first copy under each perturbation
-    by_product = {"clean": embedder.embed_images(pictures, progress=False)}
-    for (i, name, _), vector in zip(queries, vectors, strict=True):
+    by_product = {"clean": embed_picture_views(pictures, embedder, views)[:, 0]}
+    for (i, name, _), vector in zip(queries, view_vectors[:, 0], strict=True):
         by_product.setdefault(name, {}).setdefault(i, vector)
     out: dict[str, Any] = {"n_cases": len(cases)}
     for phrasing in COMPOSED_PHRASINGS:
@@ -183,13 +199,13 @@ def _composed(products, index, embedder, queries, vectors, pictures) -> dict[str
     return out
 
 
-def _refusal(products, index, embedder, best_present, calibration, seed) -> dict[str, Any] | None:
+def _refusal(products, index, embedder, best_present, calibration, seed, views) -> dict[str, Any] | None:
     """Judge the calibrated picture threshold on pictures it was not fitted to (another seed)."""
     if not calibration:
         return None
     threshold = calibration["threshold"]
     absent = absent_pictures(products, seed)
-    best_absent = (embedder.embed_images(absent, progress=False) @ index.embeddings.T).max(axis=1) if absent else []
+    best_absent = _picture_scores(embed_picture_views(absent, embedder, views), index).max(axis=1) if absent else []
     return {
         "threshold": threshold,
         "calibration": calibration,
@@ -251,6 +267,7 @@ def run_image_eval(
     device: str | None = None,
     seed: int = 1,
     rounds: int = 3,
+    views: bool = True,
 ) -> dict[str, Any]:
     """Render a catalog (the default eight products if None), embed it and run :func:`evaluate_image_queries`.
 
@@ -260,6 +277,6 @@ def run_image_eval(
     embedder = load_clip(model, device)
     with tempfile.TemporaryDirectory(prefix="course-image-eval-") as tmp:
         paths = render_catalog(products, tmp)
-        report = evaluate_image_queries(products, paths, embedder, seed=seed, rounds=rounds)
+        report = evaluate_image_queries(products, paths, embedder, seed=seed, rounds=rounds, views=views)
     report["catalog"] = str(catalog_path) if catalog_path is not None else "default"
     return report

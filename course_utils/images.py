@@ -9,12 +9,13 @@ import stat
 import struct
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import CourseError
 from .files import NotRegularFile, open_regular
 
-__all__ = ["MAX_PIXELS", "open_image", "read_error_reason", "to_rgb", "UnusableImage"]
+__all__ = ["MAX_PIXELS", "open_image", "read_error_reason", "region_from_border", "to_rgb", "UnusableImage"]
 
 ImageLike = str | os.PathLike | Image.Image
 
@@ -30,6 +31,26 @@ MAX_ASPECT_RATIO = 100
 # refuses above MAX_PIXELS with a reason, so a warning below that limit would only be noise.
 if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def region_from_border(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a boolean ``mask`` joined to the image's border through ``mask``: a flood fill.
+
+    Grown a step at a time with NumPy, from every border pixel the mask holds. The background
+    around a drawn product is this region of "looks like the background".
+    """
+    region = np.zeros_like(mask)
+    region[0, :], region[-1, :], region[:, 0], region[:, -1] = mask[0, :], mask[-1, :], mask[:, 0], mask[:, -1]
+    while True:
+        grown = region.copy()
+        grown[1:] |= region[:-1]
+        grown[:-1] |= region[1:]
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown &= mask
+        if np.array_equal(grown, region):
+            return region
+        region = grown
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from .images import to_rgb
+from .images import region_from_border, to_rgb
 
 __all__ = ["PERTURBATIONS", "crop", "colour_jitter", "jpeg", "perturb", "photo_background", "rotate", "scale"]
 
@@ -65,20 +65,8 @@ def jpeg(image: Image.Image, rng: np.random.Generator, quality: int = 30) -> Ima
 
 
 def _white_around(pixels: np.ndarray, tolerance: int = 40) -> np.ndarray:
-    """The near-white pixels joined to the image's border: a flood fill, grown a step at a time with NumPy."""
-    white = np.all(pixels >= 255 - tolerance, axis=-1)
-    region = np.zeros_like(white)
-    region[0, :], region[-1, :], region[:, 0], region[:, -1] = white[0, :], white[-1, :], white[:, 0], white[:, -1]
-    while True:
-        grown = region.copy()
-        grown[1:] |= region[:-1]
-        grown[:-1] |= region[1:]
-        grown[:, 1:] |= region[:, :-1]
-        grown[:, :-1] |= region[:, 1:]
-        grown &= white
-        if np.array_equal(grown, region):
-            return region
-        region = grown
+    """The near-white pixels joined to the image's border."""
+    return region_from_border(np.all(pixels >= 255 - tolerance, axis=-1))
 
 
 def photo_background(image: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -26,6 +26,7 @@ from .errors import CourseError
 from .images import UnusableImage, open_image
 from .index import MetadataFilter, VectorIndex, check_k, top_k
 from .query import QueryIntent, parse_question
+from .query_views import embed_picture_views, view_similarities
 
 __all__ = [
     "MATCH_Z",
@@ -54,9 +55,10 @@ MATCH_Z = 1.6
 #: 0.7 ranked best on the 48-product test catalog and as well as any on the default one
 #: (docs/benchmarks/image_queries_*.json).
 TEXT_WEIGHT = 0.7
-#: Rows at least this similar to a query picture are compared with it pixel by pixel (same pixels,
-#: same embedding; the margin covers a float16 index).
-_EXACT_CANDIDATE = 0.99
+#: The rows most similar to a query picture are compared with it pixel by pixel: the query may be
+#: the catalog image itself. The search embeds views of the picture, not its exact pixels, so the
+#: similarity alone cannot tell; the catalog image is always among the very best few.
+_EXACT_CANDIDATES = 5
 
 QueryImage = str | os.PathLike | bytes | Image.Image
 
@@ -285,11 +287,22 @@ def compose_query(image_vector: np.ndarray, text_vector: np.ndarray, weight: flo
     return l2_normalize((1.0 - weight) * np.asarray(image_vector) + weight * np.asarray(text_vector))
 
 
+def _stored_size(path: str) -> tuple[int, ...]:
+    """The size in an image file's header (EXIF rotation may swap it), or () when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # Pillow raises many types on damaged files; such a file is no exact match
+        return ()
+
+
 def _exact_rows(picture: Image.Image, index: VectorIndex, scores: np.ndarray) -> set[int]:
     """Rows whose image has exactly the query's pixels: the query picture is in the catalog."""
     pixels = np.asarray(picture)
     exact = set()
-    for row in np.flatnonzero(scores >= _EXACT_CANDIDATE):
+    for row in top_k(scores, min(_EXACT_CANDIDATES, len(scores))):
+        if sorted(_stored_size(index.paths[row])) != sorted(picture.size):
+            continue  # read from the header: a photo of another size is never decoded
         try:
             other = open_image(index.paths[row])
         except CourseError:
@@ -310,10 +323,15 @@ def retrieve_by_image(
     calibration: dict[str, float] | None = None,
     text_calibration: dict[str, float] | None = None,
     image_name: str | None = None,
+    views: bool = True,
 ) -> Retrieval:
     """Find the ``k`` catalog images most like a picture (a path, the file's bytes or a PIL image).
 
     ``image_name`` names the picture in the result and in messages (an upload's file name).
+    ``views`` (the default) makes the search robust to photo-like changes: the product is framed
+    as catalog pictures are and also looked at turned
+    (:func:`course_utils.query_views.picture_views`); ``views=False`` embeds the picture exactly
+    as given, one forward pass.
 
     With ``text`` ("blue", "like this, but striped") the picture and the words are one query
     (:func:`compose_query`, ``weight`` for the words), and a hit is strong when it has what the
@@ -331,8 +349,9 @@ def retrieve_by_image(
     words = check_query(text) if text is not None and text.strip() else ""
     picture, label = open_query_image(image, image_name)
     index.check_model(embedder.model_id)
-    image_vector = embedder.embed_images([picture], progress=False)[0]
-    image_scores = index.similarities(image_vector)
+    view_vectors = embed_picture_views([picture], embedder, views)[0]
+    image_vector = view_vectors[0]  # the framed, upright view: the one words are mixed with
+    image_scores = view_similarities(view_vectors, index)
     intent = parse_question(words, sorted({p.category for p in index.products})) if words else QueryIntent()
     # words that only set rules ("under $20", "tools") filter and order; they draw no picture
     rules_only = not intent.has_visual and (intent.has_price or bool(intent.categories))
@@ -347,10 +366,13 @@ def retrieve_by_image(
     else:
         scores = image_scores
         if calibration is None:
-            calibration = image_refusal_calibration(index, embedder)
+            calibration = image_refusal_calibration(index, embedder, views)
         strong, match = _judge(image_scores, calibration)
     exact = _exact_rows(picture, index, image_scores)
     if exact and not composed:
+        # the picture as given has these rows' very pixels, hence their embedding: similarity 1
+        # (the views, framed and turned, score a little less)
+        scores[list(exact)] = 1.0
         strong[list(exact)] = True
         match = True
     plain = "image + words" if composed else "image"

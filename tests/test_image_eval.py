@@ -82,3 +82,18 @@ def test_eval_image_queries_on_the_command_line(cli_env, capsys):
 def test_out_is_only_for_image_queries(cli_env, capsys):
     assert main(["eval", "--generate", "--out", "x.json"]) == 2
     assert "--out writes the report of --image-queries" in capsys.readouterr().err
+
+
+def test_as_given_is_only_for_image_queries(cli_env, capsys):
+    assert main(["eval", "--generate", "--as-given"]) == 2
+    assert "--as-given changes how --image-queries embeds pictures" in capsys.readouterr().err
+
+
+def test_the_report_measures_the_views_a_search_uses(report, tiny_embedder, catalog_dir):
+    """With views=False every picture is embedded as given; the two runs differ, and say which they are."""
+    products = default_catalog()
+    paths = [catalog_dir / f"{p.slug}.png" for p in products]
+    as_given = evaluate_image_queries(products, paths, tiny_embedder, rounds=1, views=False)
+    assert report["views"] is True and as_given["views"] is False
+    assert as_given["exact"] == {"n": 8, "found_once_as_exact": 8}
+    assert as_given["scale"]["image_to_image_best"] != report["scale"]["image_to_image_best"]

@@ -11,6 +11,7 @@ from PIL import Image
 from course_utils.calibration import (
     absent_pictures,
     calibrate_image_refusal,
+    choose_threshold,
     image_refusal_calibration,
     present_pictures,
 )
@@ -18,6 +19,13 @@ from course_utils.catalog import COLOR_HEX, SHAPES, Product, default_catalog, re
 from course_utils.errors import CourseError
 from course_utils.index import ImageIndex
 from course_utils.perturbations import PERTURBATIONS, perturb
+from course_utils.query_views import (
+    VIEW_ROTATIONS,
+    embed_picture_views,
+    frame_foreground,
+    picture_views,
+    view_similarities,
+)
 from course_utils.retrieval import (
     TEXT_WEIGHT,
     Retrieval,
@@ -155,7 +163,7 @@ def test_words_that_only_set_rules_filter_instead_of_mixing(tiny_index, tiny_emb
 
 def test_a_given_threshold_decides_weak_hits_and_the_match(tiny_index, tiny_embedder):
     picture = Image.new("RGB", (64, 64), (200, 40, 40))
-    scores = tiny_index.similarities(tiny_embedder.embed_images([picture])[0])
+    scores = view_similarities(embed_picture_views([picture], tiny_embedder)[0], tiny_index)
     middle = float(np.sort(scores)[-2])  # only the best hit reaches it
     found = retrieve_by_image(picture, tiny_index, tiny_embedder, k=3, calibration={"threshold": middle + 1e-6})
     assert found.match and not found[0].weak and found[1].weak and found[2].weak
@@ -245,3 +253,110 @@ def test_an_uploaded_png_round_trips(tiny_index, tiny_embedder):
     data = _png(Image.open(tiny_index.paths[6]))
     found = retrieve_by_image(memoryview(data), tiny_index, tiny_embedder, k=1)
     assert found[0].exact and found[0].path == tiny_index.paths[6]
+
+
+# --------------------------------------------------------------------------- the views of a query picture
+
+
+def _drawn_box(image: Image.Image) -> tuple[int, int, int, int]:
+    """Bounding box of the pixels that are not (near) white."""
+    ys, xs = np.nonzero(np.asarray(image).min(axis=-1) < 200)
+    return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+
+
+def _shrunk_in_a_corner(image: Image.Image, factor: float = 0.5) -> Image.Image:
+    small = image.resize((round(image.width * factor), round(image.height * factor)))
+    canvas = Image.new("RGB", image.size, (255, 255, 255))
+    canvas.paste(small, (image.width - small.width - 3, 2))
+    return canvas
+
+
+def test_a_shrunk_off_centre_product_is_framed_like_the_catalog_image():
+    catalog = render_product(default_catalog()[0])
+    framed = frame_foreground(_shrunk_in_a_corner(catalog))
+    assert framed.width == framed.height
+    left, top, right, bottom = _drawn_box(framed)
+    assert (bottom - top) / framed.height > 0.9  # the product fills the frame again...
+    assert abs((left + right) / 2 - framed.width / 2) <= 2 and abs((top + bottom) / 2 - framed.height / 2) <= 2
+
+
+def test_a_catalog_image_is_framed_as_it_already_is():
+    catalog = render_product(default_catalog()[2])
+    framed = frame_foreground(catalog)
+    assert abs(framed.width - catalog.width) <= 6
+    # the same drawing, give or take the margin: most pixels agree once resized to the catalog's size
+    same = np.abs(np.asarray(framed.resize(catalog.size), dtype=int) - np.asarray(catalog, dtype=int)).max(-1) < 60
+    assert same.mean() > 0.9
+
+
+def test_a_room_behind_the_product_becomes_white_and_the_product_stays():
+    catalog = render_product(default_catalog()[0])  # a solid red circle
+    photo = perturb(catalog, "photo_background", np.random.default_rng(3))
+    framed = np.asarray(frame_foreground(photo))
+    corners = np.stack([framed[0, 0], framed[0, -1], framed[-1, 0], framed[-1, -1]])
+    assert (corners == 255).all()
+    # the room is gone: the framed photo is the catalog drawing again, pixel for pixel give or take
+    drawing = np.asarray(frame_foreground(catalog).resize(framed.shape[1::-1]), dtype=int)
+    assert (np.abs(framed.astype(int) - drawing).max(-1) < 60).mean() > 0.85
+    centre = framed[framed.shape[0] // 2, framed.shape[1] // 2].astype(int)
+    assert np.abs(centre - np.array([0xE7, 0x4C, 0x3C])).max() < 30  # still the red of the product
+
+
+def test_a_crop_through_the_product_is_left_as_it_is():
+    catalog = render_product(default_catalog()[0])
+    tight = catalog.crop((70, 70, 190, 190))  # the border runs through the red circle
+    assert np.array_equal(np.asarray(frame_foreground(tight)), np.asarray(tight))
+    plain = Image.new("RGB", (40, 40), (90, 90, 90))  # nothing but background: nothing to frame
+    assert np.array_equal(np.asarray(frame_foreground(plain)), np.asarray(plain))
+
+
+def test_the_views_are_the_framed_picture_and_its_turns_or_the_picture_as_given():
+    picture = _shrunk_in_a_corner(render_product(default_catalog()[1]))
+    views = picture_views(picture)
+    assert len(views) == 1 + len(VIEW_ROTATIONS)
+    assert np.array_equal(np.asarray(views[0]), np.asarray(frame_foreground(picture)))
+    turned = views[0].rotate(VIEW_ROTATIONS[0], resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    assert np.array_equal(np.asarray(views[1]), np.asarray(turned))
+    (as_given,) = picture_views(picture, views=False)
+    assert np.array_equal(np.asarray(as_given), np.asarray(picture))
+
+
+def test_a_picture_scores_each_catalog_image_by_its_best_view(tiny_index, tiny_embedder):
+    picture = perturb(Image.open(tiny_index.paths[2]), "rotation", np.random.default_rng(0))
+    vectors = embed_picture_views([picture], tiny_embedder)[0]
+    one_by_one = tiny_embedder.embed_images(picture_views(picture), progress=False)
+    assert np.allclose(vectors, one_by_one, atol=1e-5)
+    best = view_similarities(vectors, tiny_index)
+    assert np.allclose(best, np.max(one_by_one @ tiny_index.embeddings.T, axis=0), atol=1e-5)
+    found = retrieve_by_image(picture, tiny_index, tiny_embedder, k=len(tiny_index))
+    for hit in found:
+        assert hit.similarity == pytest.approx(best[tiny_index.paths.index(hit.path)], abs=1e-5)
+
+
+def test_views_false_embeds_the_picture_as_given(tiny_index, tiny_embedder):
+    picture = perturb(Image.open(tiny_index.paths[5]), "scale", np.random.default_rng(1))
+    plain = tiny_index.similarities(tiny_embedder.embed_images([picture], progress=False)[0])
+    found = retrieve_by_image(picture, tiny_index, tiny_embedder, k=len(tiny_index), views=False)
+    for hit in found:
+        assert hit.similarity == pytest.approx(plain[tiny_index.paths.index(hit.path)], abs=1e-5)
+    with_views = retrieve_by_image(picture, tiny_index, tiny_embedder, k=len(tiny_index))
+    assert [h.similarity for h in with_views] != pytest.approx([h.similarity for h in found], abs=1e-4)
+
+
+def test_the_picture_threshold_is_calibrated_on_the_scores_a_search_uses(tiny_index, tiny_embedder):
+    def best(pictures, views):
+        return [
+            float(view_similarities(v, tiny_index).max()) for v in embed_picture_views(pictures, tiny_embedder, views)
+        ]
+
+    absent = absent_pictures(tiny_index.products)
+    for views in (True, False):
+        calibration = calibrate_image_refusal(tiny_index, tiny_embedder, views=views)
+        present = best(present_pictures(tiny_index), views)
+        expected = choose_threshold(present, best(absent, views))
+        assert calibration == pytest.approx(expected)
+    remembered = image_refusal_calibration(tiny_index, tiny_embedder)
+    assert remembered == calibrate_image_refusal(tiny_index, tiny_embedder)
+    assert image_refusal_calibration(tiny_index, tiny_embedder, views=False) == pytest.approx(
+        calibrate_image_refusal(tiny_index, tiny_embedder, views=False)
+    )
