@@ -8,14 +8,13 @@ none, catalog rows or none, and the one system prompt, changed only in its evide
 from __future__ import annotations
 
 import base64
-import os
 
 import pytest
-from llm_servers import ServerPool, closed_port
+from llm_servers import ServerPool
 
 from course_utils.ablation import ablation_questions, first_per_type, run_ablation
 from course_utils.catalog import default_catalog
-from course_utils.llm import PROVIDERS, get_cascade, keys, providers
+from course_utils.llm import get_cascade
 from course_utils.prompts import CONDITIONS, CONTEXT_CLOSE, CONTEXT_OPEN, EVIDENCE, system_prompt
 from course_utils.rag import ALL_IMAGES_LIMIT, ImageRAG
 
@@ -26,20 +25,8 @@ ROWS = {"none": False, "metadata": True, "images": False, "both": True, "all-ima
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    """No key or endpoint leaks in from the machine; the local-Ollama probe finds a closed port."""
-    saved = dict(os.environ)
-    names = [*providers.ALL_KEY_ENVS, "COURSE_LLM_PROVIDERS", "COURSE_LLM_TIMEOUT", "COURSE_OFFLINE"]
-    names += [f"{p.env_prefix}_{suffix}" for p in PROVIDERS for suffix in ("BASE_URL", "MODEL", "VISION_MODEL")]
-    for name in names:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.chdir(tmp_path)
-    keys.forget_missing_secrets()
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+def clean_env(clean_llm_env):
+    """Every test here starts from a clean LLM environment (see ``llm_servers.clean_llm_env``)."""
 
 
 @pytest.fixture
