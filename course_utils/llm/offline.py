@@ -80,6 +80,24 @@ def _about_the_photo(entries: list[dict], no_match: bool) -> str:
     return f"{OFFLINE_LABEL} The product most like your photo is {_describe_any(entries[0])}.{others}"
 
 
+def _by_price(matches: list[dict], intent: QueryIntent) -> tuple[str, str, dict] | None:
+    """For "cheapest" / "most expensive": the word, the scope ("'red' " or ""), and the product it names.
+
+    None when the question sets no order or no match has a price. Among equal prices the
+    better-ranked product wins (the sort is stable).
+    """
+    if not intent.sort:
+        return None
+    priced = sorted(
+        (e for e in matches if e.get("price") is not None), key=lambda e: e["price"], reverse=intent.sort == "desc"
+    )
+    if not priced:
+        return None
+    asked = intent.describe(sort=False)
+    word = "cheapest" if intent.sort == "asc" else "most expensive"
+    return word, f"'{asked}' " if asked != "anything" else "", priced[0]
+
+
 def _answer_from_entries(entries: list[dict], intent: QueryIntent) -> str:
     """Every entry states its look: the answer comes from the text alone."""
     matches = [e for e in entries if intent.matches(e)]
@@ -88,16 +106,10 @@ def _answer_from_entries(entries: list[dict], intent: QueryIntent) -> str:
             f"{OFFLINE_LABEL} None of the {len(entries)} retrieved products matches "
             f"'{intent.describe()}'. The closest retrieved were: {_listing(entries)}."
         )
-    if intent.sort:
-        priced = [e for e in matches if e.get("price") is not None]
-        priced.sort(key=lambda e: e["price"], reverse=intent.sort == "desc")
-        word = "cheapest" if intent.sort == "asc" else "most expensive"
-        asked = intent.describe(sort=False)
-        scope = f"'{asked}' " if asked != "anything" else ""
-        if priced:
-            return (
-                f"{OFFLINE_LABEL} The {word} of the {len(matches)} retrieved {scope}products is {_describe(priced[0])}."
-            )
+    extreme = _by_price(matches, intent)
+    if extreme:
+        word, scope, first = extreme
+        return f"{OFFLINE_LABEL} The {word} of the {len(matches)} retrieved {scope}products is {_describe(first)}."
     if not (intent.has_attributes or intent.has_price):
         return f"{OFFLINE_LABEL} The retrieved products are: {_listing(entries)}."
     return f"{OFFLINE_LABEL} Retrieved products matching '{intent.describe()}': {_listing(matches)}."
@@ -189,18 +201,13 @@ def _answer_with_gaps(
         return (
             f"{OFFLINE_LABEL}{preface} None of the {len(entries)} {where} matches '{checked.describe()}'.{saw}{cannot}"
         )
-    if checked.sort:
-        priced = sorted((e for e in matches if e.get("price") is not None), key=lambda e: e["price"])
-        if checked.sort == "desc":
-            priced.reverse()
-        word = "cheapest" if checked.sort == "asc" else "most expensive"
-        asked = checked.describe(sort=False)
-        scope = f"'{asked}' " if asked != "anything" else ""
-        if priced:
-            return (
-                f"{OFFLINE_LABEL}{preface} The {word} of the {len(matches)} {scope}products I was sent is "
-                f"{_describe_any(priced[0])}.{cannot}"
-            )
+    extreme = _by_price(matches, checked)
+    if extreme:
+        word, scope, first = extreme
+        return (
+            f"{OFFLINE_LABEL}{preface} The {word} of the {len(matches)} {scope}products I was sent is "
+            f"{_describe_any(first)}.{cannot}"
+        )
     listing = "; ".join(_describe_any(e) for e in matches)
     return f"{OFFLINE_LABEL}{preface} Products matching '{checked.describe()}': {listing}.{cannot}"
 
