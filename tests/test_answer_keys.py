@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from site_build import load_build_site
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ROOT / "docs" / "answers"
@@ -36,7 +36,7 @@ UNQUOTED_FIGURE = re.compile(r"(?<![\d$.])\d+\.\d{2,}(?![\d.])")
 MIN_WORDS = 25
 
 
-BUILD = load_build_site()
+BUILD = load_script("build_site")
 
 
 def squash(text: str) -> str:

@@ -10,12 +10,12 @@ import base64
 from pathlib import Path
 
 import pytest
-from site_build import load_build_site
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-BUILD = load_build_site()
+BUILD = load_script("build_site")
 PNG = base64.b64encode(b"\x89PNG fake bytes").decode()
 COLAB = "https://colab.research.google.com/github/o/r/blob/main/notebooks/03_x.ipynb"
 

@@ -7,14 +7,13 @@ Python 3.11, not Colab's 3.13, so the modules 3.13 removed are checked for here 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
+from project_scripts import load_script
 
 tomllib = pytest.importorskip("tomllib")
 
@@ -22,15 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "colab.md"
 
 
-def _load_matrix():
-    spec = importlib.util.spec_from_file_location("version_matrix", ROOT / "scripts" / "version_matrix.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["version_matrix"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-matrix = _load_matrix()
+matrix = load_script("version_matrix")
 COLAB = matrix.read_colab_versions()
 
 

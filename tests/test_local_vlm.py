@@ -8,7 +8,6 @@ the cascade's bookkeeping), never the words.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from project_scripts import load_script
 
 from course_utils import config
 from course_utils.errors import CourseError
@@ -31,11 +31,7 @@ COLOURS = ("red", "lime", "blue")  # rank 1, 2, 3: one strong channel each
 
 @pytest.fixture(scope="session")
 def tiny_vlm_dir(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("make_tiny_vlm", ROOT / "scripts" / "make_tiny_vlm.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build(tmp_path_factory.mktemp("tiny-vlm"))
+    return load_script("make_tiny_vlm").build(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture(autouse=True)

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def _load_sync():
-    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts" / "sync_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sync_notebooks"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sync = _load_sync()
+sync = load_script("sync_notebooks")
 URL = sync.repository_url()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
-from site_build import load_build_site
+from project_scripts import load_script
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ SITE_OUT = REPO / "build" / "site"
 SITE_BUILD_S = 3600  # ten notebooks executed on a busy 2-core machine, then Jupyter Book
 
 
-BUILD = load_build_site()
+BUILD = load_script("build_site")
 NOTEBOOKS = [path.stem for path in BUILD.notebook_paths()]
 DOCS = [path.stem for path in BUILD.site_docs()]
 # notebooks that show one of the course's panels (read from their code, not from the build)
