@@ -300,12 +300,13 @@ class ImageRAG:
         """
         condition = check_condition(condition)
         view = check_view(metadata or self.metadata)
-        photo, photo_name = None, None
+        photo, picture, photo_name = None, None, None
         if image is None:
             question = check_query(question)
         else:
-            photo_name = open_query_image(image, image_name)[1]  # a bad photo fails before any request
-            photo = bytes(image) if isinstance(image, (bytearray, memoryview)) else image
+            # decoded once, here: a bad photo fails before any request, and retrieval reuses the pixels
+            picture, photo_name = open_query_image(image, image_name)
+            photo = bytes(image) if isinstance(image, (bytearray, memoryview)) else image  # what the LLM is sent
             question = check_query(question) if (question or "").strip() else PHOTO_QUESTION
         pins, pin_note = self._pins(provider, model)
         found: Retrieval | None = None
@@ -317,7 +318,7 @@ class ImageRAG:
             hits = self._all_images(question) if condition == "all-images" else self._random(question, k)
             used = "every catalog image" if condition == "all-images" else f"random (seed {self.seed})"
         elif condition != "none":
-            found = self.retrieve(question, k=k, plan=plan, image=photo, image_name=image_name)
+            found = self.retrieve(question, k=k, plan=plan, image=picture, image_name=photo_name)
             hits, match, used = found.hits, found.match, found.plan
             question = found.query if photo is None else question
             notes.insert(0, found.note)
