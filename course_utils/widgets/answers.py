@@ -177,11 +177,14 @@ class AskPanel(PhotoPanel):
             query or "", k=int(self.k.value), metadata=self.metadata.value, image=photo, image_name=self.photo.name
         )
         self.results.children = [self._card(hit) for hit in with_rag.hits]
-        seen = "your photo and " if photo is not None else ""
-        self.with_rag.value = _answer_box(
-            with_rag, f"With RAG (sees {seen}{with_rag.images_sent - bool(seen)} catalog images)"
-        )
-        blind = "Without RAG (sees your photo, no catalog)" if photo is not None else "Without RAG (no catalog)"
+        if photo is None:
+            seen, blind = f"{with_rag.images_sent} catalog images", "Without RAG (no catalog)"
+        else:  # the photo is one of the images sent
+            seen, blind = (
+                f"your photo and {with_rag.images_sent - 1} catalog images",
+                "Without RAG (sees your photo, no catalog)",
+            )
+        self.with_rag.value = _answer_box(with_rag, f"With RAG (sees {seen})")
         self.without_rag.value = _answer_box(without_rag, blind)
         if not with_rag.match:
             self.message.value = _warning("No retrieved image stands out: the catalog may not have what you asked for.")
